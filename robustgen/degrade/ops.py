@@ -1,0 +1,210 @@
+"""Pixel maths shared by degraders. uint8 RGB in and out unless a docstring says otherwise.
+
+Sizes that degraders record are fractions of the image's shorter side, so one params record means
+the same visual strength at any resolution; these helpers turn them into pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+BORDER = cv2.BORDER_REFLECT_101
+
+
+def lerp(a: float, b: float, t: float) -> float:
+    return a + (b - a) * t
+
+
+def short_side(image: np.ndarray) -> int:
+    return min(image.shape[0], image.shape[1])
+
+
+def frac_px(image: np.ndarray, frac: float) -> float:
+    """A length given as a fraction of the shorter side, in pixels."""
+    return frac * short_side(image)
+
+
+def to_uint8(values: np.ndarray) -> np.ndarray:
+    """float32 -> uint8 with rounding and saturation (in place on ``values``)."""
+    np.maximum(values, 0, out=values)
+    return cv2.convertScaleAbs(values)
+
+
+def lut(image: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Per-value lookup; ``table`` is (256,) for all channels or (256, 3) per channel."""
+    table = np.clip(np.rint(table), 0, 255).astype(np.uint8)
+    if table.ndim == 1:
+        return cv2.LUT(image, table)
+    return cv2.LUT(image, table.reshape(1, 256, 3))
+
+
+def gaussian_blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
+    if sigma_px <= 0.05:
+        return image.copy()
+    return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma_px, borderType=BORDER)
+
+
+def directional_blur(image: np.ndarray, length_px: float, angle_deg: float) -> np.ndarray:
+    """Box blur of ``length_px`` along a line at ``angle_deg`` (0 = horizontal, counter-clockwise).
+
+    Done as rotate -> 1-D box blur -> rotate back, which stays fast for long kernels where a 2-D
+    ``filter2D`` would switch to FFT convolution.
+    """
+    k = int(round(length_px))
+    if k < 2:
+        return image.copy()
+    h, w = image.shape[:2]
+    a = angle_deg % 180.0
+    if a < 0.5 or a > 179.5:
+        return cv2.blur(image, (k, 1), borderType=BORDER)
+    if abs(a - 90.0) < 0.5:
+        return cv2.blur(image, (1, k), borderType=BORDER)
+    pad = k // 2 + 2
+    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    ph, pw = padded.shape[:2]
+    rad = math.radians(a)
+    cw = int(math.ceil(abs(pw * math.cos(rad)) + abs(ph * math.sin(rad))))
+    ch = int(math.ceil(abs(pw * math.sin(rad)) + abs(ph * math.cos(rad))))
+    m = cv2.getRotationMatrix2D((pw / 2.0, ph / 2.0), -a, 1.0)
+    m[0, 2] += (cw - pw) / 2.0
+    m[1, 2] += (ch - ph) / 2.0
+    rotated = cv2.warpAffine(padded, m, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    rotated = cv2.blur(rotated, (k, 1), borderType=BORDER)
+    back = cv2.warpAffine(
+        rotated, cv2.invertAffineTransform(m), (pw, ph), flags=cv2.INTER_LINEAR, borderMode=BORDER
+    )
+    return np.ascontiguousarray(back[pad : pad + h, pad : pad + w])
+
+
+def disk_kernel(radius: float) -> np.ndarray:
+    r = max(radius, 0.5)
+    n = int(math.ceil(r))
+    yy, xx = np.mgrid[-n : n + 1, -n : n + 1].astype(np.float32)
+    # anti-aliased disk: coverage falls off over one pixel at the rim
+    k = np.clip(r + 0.5 - np.sqrt(xx * xx + yy * yy), 0.0, 1.0)
+    return (k / k.sum()).astype(np.float32)
+
+
+def disk_blur(image: np.ndarray, radius_px: float) -> np.ndarray:
+    """Defocus (disk) blur. Radii above 5 px are blurred at reduced resolution, then upscaled."""
+    if radius_px < 0.5:
+        return image.copy()
+    h, w = image.shape[:2]
+    if radius_px <= 5.0:
+        return cv2.filter2D(image, -1, disk_kernel(radius_px), borderType=BORDER)
+    scale = 5.0 / radius_px
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    small = cv2.filter2D(small, -1, disk_kernel(5.0), borderType=BORDER)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def gaussian_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """float32 zero-mean Gaussian noise with standard deviation ``sigma``."""
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    noise *= np.float32(sigma)
+    return noise
+
+
+def add_noise(image: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """image + float32 noise (broadcast over channels if 2-D), rounded and saturated."""
+    out = image.astype(np.float32)
+    if noise.ndim == 2:
+        noise = noise[:, :, None]
+    out += noise
+    return to_uint8(out)
+
+
+def smooth_field(rng: np.random.Generator, h: int, w: int, cells: float) -> np.ndarray:
+    """Smooth random field in [0, 1] (float32, HxW): ``cells`` random values across the shorter side,
+    bicubically interpolated."""
+    short = max(1, min(h, w))
+    gh = max(2, int(round(cells * h / short)) + 1)
+    gw = max(2, int(round(cells * w / short)) + 1)
+    grid = rng.random((gh, gw), dtype=np.float32)
+    field = cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.clip(field, 0.0, 1.0)
+
+
+def fractal_field(rng: np.random.Generator, h: int, w: int, base_cells: float, octaves: int = 4) -> np.ndarray:
+    """Sum of smooth fields at doubling frequencies, normalised to [0, 1] (clouds, smoke, frost)."""
+    total = np.zeros((h, w), np.float32)
+    amp, norm = 1.0, 0.0
+    for i in range(octaves):
+        total += np.float32(amp) * smooth_field(rng, h, w, base_cells * 2**i)
+        norm += amp
+        amp *= 0.5
+    total /= np.float32(norm)
+    lo, hi = float(total.min()), float(total.max())
+    return (total - lo) / np.float32(max(hi - lo, 1e-6))
+
+
+def blend(image: np.ndarray, other: np.ndarray, weight: np.ndarray | float) -> np.ndarray:
+    """image * (1 - weight) + other * weight; ``weight`` a scalar or an HxW float32 map in [0, 1]."""
+    if np.isscalar(weight):
+        return cv2.addWeighted(image, 1.0 - float(weight), other, float(weight), 0.0)
+    wmap = np.ascontiguousarray(weight, dtype=np.float32)
+    if other.ndim == 1 or (other.ndim == 3 and other.shape[:2] != image.shape[:2]):
+        other = np.broadcast_to(np.asarray(other, np.uint8).reshape(1, 1, 3), image.shape).copy()
+    return cv2.blendLinear(image, other, 1.0 - wmap, wmap)
+
+
+def solid(image: np.ndarray, rgb: tuple[float, float, float]) -> np.ndarray:
+    """An image-sized uint8 plane of one colour."""
+    out = np.empty_like(image)
+    out[:] = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return out
+
+
+def screen(image: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """Screen blend: 255 - (255 - a)(255 - b)/255; adds light without clipping to flat white."""
+    inv = cv2.multiply(255 - image, 255 - light, scale=1.0 / 255.0)
+    return 255 - inv
+
+
+def resize(image: np.ndarray, w: int, h: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    return cv2.resize(image, (max(1, int(w)), max(1, int(h))), interpolation=interpolation)
+
+
+def low_res_shape(h: int, w: int, max_side: int = 256) -> tuple[int, int]:
+    """A shape no larger than ``max_side`` with the same aspect, for smooth overlays."""
+    scale = min(1.0, max_side / max(h, w))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: int, ext: str = ".jpg") -> np.ndarray:
+    """Encode + decode with OpenCV (RGB in, RGB out) at ``quality``."""
+    flag = cv2.IMWRITE_WEBP_QUALITY if ext == ".webp" else cv2.IMWRITE_JPEG_QUALITY
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(ext, bgr, [flag, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV always encodes uint8 BGR
+        raise RuntimeError(f"OpenCV failed to encode {ext}")
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def gamma_table(gamma: float, gain: float = 1.0) -> np.ndarray:
+    x = np.arange(256, dtype=np.float64) / 255.0
+    return 255.0 * gain * np.power(x, gamma)
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def radial_distance(h: int, w: int, cx: float, cy: float) -> np.ndarray:
+    """Distance of each pixel (float32 HxW) from (cx, cy) given in pixels, divided by the half diagonal."""
+    ys = (np.arange(h, dtype=np.float32) - np.float32(cy))[:, None]
+    xs = (np.arange(w, dtype=np.float32) - np.float32(cx))[None, :]
+    d = np.sqrt(xs * xs + ys * ys)
+    d /= np.float32(max(1.0, 0.5 * math.hypot(h, w)))
+    return d
+
+
+def soft_mask_from_layer(layer: np.ndarray, feather_px: float) -> np.ndarray:
+    """uint8 0/255 mask -> float32 [0, 1] with feathered edges."""
+    m = layer.astype(np.float32) / 255.0
+    if feather_px > 0.3:
+        m = cv2.GaussianBlur(m, (0, 0), feather_px, borderType=BORDER)
+    return m

@@ -1,0 +1,124 @@
+"""Recipes that know the registry: loading with name checks, and sampling plans."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import ValidationError, model_validator
+
+from robustgen.degrade import registry
+from robustgen.degrade.apply import plan_one
+from robustgen.degrade.base import Degrader
+from robustgen.degrade.seeding import generator
+from robustgen.errors import RecipeError
+from robustgen.schemas import PAPER_ORDER, PHYSICAL_ORDER, DegradationPlan, Stage
+from robustgen.schemas import Recipe as RecipeSchema
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "recipe"
+
+
+class Recipe(RecipeSchema):
+    """A recipe whose degrader names are checked against the registry, and that samples plans.
+
+    >>> plan = Recipe(degraders=["motion_blur", "compression"]).sample(seed=0, sample_id="img-1")
+    """
+
+    @model_validator(mode="after")
+    def _known_names(self) -> Recipe:
+        known = set(registry.names())
+        fields = {"degraders": self.degraders or [], "exclude": self.exclude,
+                  "degrader_weights": list(self.degrader_weights)}
+        for field, names in fields.items():
+            for i, name in enumerate(names):
+                if name not in known:
+                    where = f"{field}[{i}]" if field != "degrader_weights" else f"{field}.{name}"
+                    raise ValueError(f"{where}: {registry.unknown_message(name)}")
+        if not self.candidates():
+            raise ValueError("no degrader left to draw (check degraders, exclude and weights)")
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recipe:
+        """Load a recipe from YAML or JSON; ``RecipeError`` names the file and the field."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RecipeError(f"{path}: cannot read recipe ({exc.strerror or exc})") from None
+        try:
+            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise RecipeError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {first}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise RecipeError(f"{path}: a recipe is a mapping of keys, got {type(data).__name__}")
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "recipe") -> Recipe:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                allowed = ", ".join(RecipeSchema.model_fields)
+                msg = f"unknown key (allowed: {allowed})"
+            raise RecipeError(f"{source}: {_loc(err['loc'])}: {msg}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def candidates(self) -> list[Degrader]:
+        allowed = set(self.degraders) if self.degraders is not None else None
+        out = []
+        for d in registry.degraders():
+            if allowed is not None and d.name not in allowed:
+                continue
+            if d.name in self.exclude:
+                continue
+            if self.degrader_weights.get(d.name, 1.0) <= 0 or self.stage_weights.get(d.stage, 1.0) <= 0:
+                continue
+            out.append(d)
+        return out
+
+    def _severity(self, rng: np.random.Generator) -> float:
+        dist = self.severity
+        if dist.kind == "levels":
+            return float(dist.levels[int(rng.integers(0, len(dist.levels)))])
+        u = float(rng.random()) if dist.kind == "uniform" else float(rng.beta(dist.a, dist.b))
+        return round(dist.low + (dist.high - dist.low) * u, 6) or dist.low
+
+    def sample(self, seed: int, sample_id: str) -> DegradationPlan:
+        """The plan for one sample; a pure function of (recipe, seed, sample_id)."""
+        rng = generator(seed, f"sample:{sample_id}")
+        pool = self.candidates()
+        n = int(rng.integers(self.per_image.min, self.per_image.max + 1))
+        chosen: list[Degrader] = []
+        while len(chosen) < n and pool:
+            stages = sorted({d.stage for d in pool}, key=list(Stage).index)
+            sw = np.array([self.stage_weights.get(s, 1.0) for s in stages], dtype=np.float64)
+            stage = stages[int(rng.choice(len(stages), p=sw / sw.sum()))]
+            in_stage = [d for d in pool if d.stage is stage]
+            dw = np.array([self.degrader_weights.get(d.name, 1.0) for d in in_stage], dtype=np.float64)
+            pick = in_stage[int(rng.choice(len(in_stage), p=dw / dw.sum()))]
+            chosen.append(pick)
+            pool = [d for d in pool if d is not pick and not (self.one_per_stage and d.stage is stage)]
+        if self.order == "random":
+            chosen = [chosen[i] for i in rng.permutation(len(chosen))]
+        else:
+            order = PHYSICAL_ORDER if self.order == "physical" else PAPER_ORDER
+            chosen.sort(key=lambda d: order.index(d.stage))  # stable: draw order within a stage
+        records = [plan_one(d, self._severity(rng), rng) for d in chosen]
+        return DegradationPlan(sample_id=sample_id, seed=seed, degradations=records)

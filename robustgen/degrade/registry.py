@@ -1,0 +1,100 @@
+"""The degrader registry: built-ins plus third-party ``robustgen.degraders`` entry points."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import logging
+import re
+from importlib.metadata import entry_points
+
+from robustgen.degrade.base import Degrader
+from robustgen.errors import UnknownDegraderError
+from robustgen.schemas import Stage
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "robustgen.degraders"
+_BUILTIN_MODULES = ("acquisition", "transmission", "environment", "postprocessing")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+_registry: dict[str, Degrader] = {}
+_loaded = False
+
+
+def register(cls: type[Degrader]) -> type[Degrader]:
+    """Class decorator: register one instance of ``cls`` under ``cls.name``."""
+    for attr in ("name", "label", "stage", "influence", "Params"):
+        if not hasattr(cls, attr):
+            raise TypeError(f"degrader {cls.__name__} lacks the class attribute {attr!r}")
+    if not _NAME_RE.match(cls.name):
+        raise TypeError(f"degrader name {cls.name!r} must be snake_case")
+    if not isinstance(cls.stage, Stage):
+        raise TypeError(f"degrader {cls.name!r}: stage must be a robustgen.Stage")
+    existing = _registry.get(cls.name)
+    if existing is not None and type(existing) is not cls:
+        raise TypeError(f"degrader name {cls.name!r} is already registered by {type(existing).__name__}")
+    _registry[cls.name] = cls()
+    return cls
+
+
+def _load_plugins() -> None:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken plugin must not take the built-ins down
+            log.warning("robustgen: plugin %r failed to load: %s", ep.name, exc)
+            continue
+        classes = [obj] if inspect.isclass(obj) else [
+            v for v in vars(obj).values()
+            if inspect.isclass(v) and issubclass(v, Degrader) and v.__module__ == obj.__name__
+            and not inspect.isabstract(v)
+        ]
+        for cls in classes:
+            if not (inspect.isclass(cls) and issubclass(cls, Degrader)):
+                log.warning("robustgen: plugin %r is not a Degrader subclass", ep.name)
+                continue
+            if cls.name not in _registry:
+                register(cls)
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in _BUILTIN_MODULES:
+        importlib.import_module(f"robustgen.degrade.{mod}")
+    _load_plugins()
+
+
+def degraders(stage: Stage | str | None = None) -> list[Degrader]:
+    """Registered degraders in stage order then name order, optionally one stage only."""
+    _ensure_loaded()
+    order = list(Stage)
+    items = sorted(_registry.values(), key=lambda d: (order.index(d.stage), d.name))
+    if stage is not None:
+        stage = Stage(stage)
+        items = [d for d in items if d.stage is stage]
+    return items
+
+
+def names() -> list[str]:
+    return [d.name for d in degraders()]
+
+
+def get(name: str) -> Degrader:
+    """The degrader registered as ``name``; a clear error with suggestions otherwise."""
+    _ensure_loaded()
+    try:
+        return _registry[name]
+    except KeyError:
+        raise UnknownDegraderError(unknown_message(name)) from None
+
+
+def unknown_message(name: str) -> str:
+    known = sorted(_registry)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown degrader {name!r}{hint} (valid: {', '.join(known)})"

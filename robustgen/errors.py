@@ -1,0 +1,20 @@
+"""Errors a user can cause and fix; the CLI prints them as one line."""
+
+
+class RobustgenError(Exception):
+    """Base class for user-facing errors (bad input, bad recipe, unknown names)."""
+
+
+class UnknownDegraderError(RobustgenError, KeyError):
+    """A degrader name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class RecipeError(RobustgenError, ValueError):
+    """A recipe file or object that does not validate."""
+
+
+class ImageError(RobustgenError, ValueError):
+    """An image that cannot be read or converted to uint8 RGB."""

@@ -1,0 +1,1 @@
+"""Sources, the Ray job, writers and exports (issue: synth). Imports schemas, degrade and annotate."""

@@ -1,0 +1,97 @@
+"""The recipe schema: which degraders may be drawn, how many, how strong, in which order.
+
+This module only holds data; sampling a plan from a recipe lives in ``robustgen.degrade.recipes``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from robustgen.schemas.degradation import Stage
+
+#: environment -> acquisition -> postprocessing -> transmission: light, camera, editing, network.
+PHYSICAL_ORDER: tuple[Stage, ...] = (
+    Stage.ENVIRONMENT,
+    Stage.ACQUISITION,
+    Stage.POSTPROCESSING,
+    Stage.TRANSMISSION,
+)
+#: the order the Robust-R1 paper lists the stages in.
+PAPER_ORDER: tuple[Stage, ...] = (
+    Stage.ACQUISITION,
+    Stage.TRANSMISSION,
+    Stage.ENVIRONMENT,
+    Stage.POSTPROCESSING,
+)
+
+
+class SeverityDistribution(BaseModel):
+    """How a severity in (0, 1] is drawn for each chosen degrader."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["uniform", "beta", "levels"] = "uniform"
+    low: float = Field(default=0.1, gt=0.0, le=1.0, description="uniform/beta: lowest severity")
+    high: float = Field(default=1.0, gt=0.0, le=1.0, description="uniform/beta: highest severity")
+    a: float = Field(default=2.0, gt=0.0, description="beta: alpha")
+    b: float = Field(default=2.0, gt=0.0, description="beta: beta")
+    levels: list[float] = Field(default_factory=list, description="levels: severities to pick from")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SeverityDistribution:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.kind == "levels":
+            if not self.levels:
+                raise ValueError("kind 'levels' needs a non-empty 'levels' list")
+            bad = [v for v in self.levels if not 0.0 < v <= 1.0]
+            if bad:
+                raise ValueError(f"levels must lie in (0, 1]; got {bad}")
+        return self
+
+
+class CountRange(BaseModel):
+    """How many degradations one image gets (inclusive range)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: int = Field(default=1, ge=1)
+    max: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CountRange:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class Recipe(BaseModel):
+    """A degradation recipe. Unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "default"
+    degraders: list[str] | None = Field(
+        default=None, description="degrader names that may be drawn; null = every registered one"
+    )
+    exclude: list[str] = Field(default_factory=list, description="names never drawn")
+    stage_weights: dict[Stage, float] = Field(
+        default_factory=dict, description="relative weight of each stage (missing = 1)"
+    )
+    degrader_weights: dict[str, float] = Field(
+        default_factory=dict, description="relative weight of a degrader within its stage (missing = 1)"
+    )
+    per_image: CountRange = Field(default_factory=CountRange)
+    one_per_stage: bool = Field(default=False, description="at most one degrader from each stage")
+    severity: SeverityDistribution = Field(default_factory=SeverityDistribution)
+    order: Literal["physical", "paper", "random"] = "physical"
+
+    @model_validator(mode="after")
+    def _weights(self) -> Recipe:
+        for key, weight in {**{s.value: w for s, w in self.stage_weights.items()},
+                            **self.degrader_weights}.items():
+            if weight < 0:
+                raise ValueError(f"weight of {key!r} must be >= 0, got {weight}")
+        return self

@@ -1,0 +1,1 @@
+"""Rewards and trainer wiring (issue: train). Imports robustgen.schemas only."""
