@@ -26,7 +26,7 @@ class Darkness(Degrader):
         gamma: float = Field(ge=1, description="extra gamma that crushes the shadows")
 
     def params_for(self, severity, rng):
-        return self.Params(gain=round(ops.lerp(0.85, 0.12, severity), 4), gamma=round(ops.lerp(1.05, 1.8, severity), 4))
+        return self.Params(gain=round(ops.lerp(0.85, 0.2, severity), 4), gamma=round(ops.lerp(1.05, 1.6, severity), 4))
 
     def apply(self, image, params, rng):
         return ops.lut(image, ops.gamma_table(params.gamma, params.gain))
@@ -108,7 +108,7 @@ class Fog(Degrader):
         airlight: float = Field(ge=0, le=1, description="fog brightness, fraction of full scale")
 
     def params_for(self, severity, rng):
-        return self.Params(density=round(ops.lerp(0.15, 2.2, severity), 4), airlight=round(float(rng.uniform(0.78, 0.95)), 4))
+        return self.Params(density=round(ops.lerp(0.15, 1.7, severity), 4), airlight=round(float(rng.uniform(0.78, 0.95)), 4))
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -244,7 +244,7 @@ class LowLight(Degrader):
         noise_sigma: float = Field(ge=0, description="noise standard deviation after darkening, DN")
 
     def params_for(self, severity, rng):
-        return self.Params(gain=round(ops.lerp(0.7, 0.12, severity), 4), noise_sigma=round(ops.lerp(2.0, 14.0, severity), 4))
+        return self.Params(gain=round(ops.lerp(0.7, 0.2, severity), 4), noise_sigma=round(ops.lerp(2.0, 14.0, severity), 4))
 
     def apply(self, image, params, rng):
         dark = ops.lut(image, ops.gamma_table(1.0 + 0.6 * (1.0 - params.gain), params.gain))

@@ -111,3 +111,22 @@ def pixel_sha256(image: np.ndarray) -> str:
     h = hashlib.sha256(f"{image.shape}|{image.dtype}".encode())
     h.update(np.ascontiguousarray(image).tobytes())
     return h.hexdigest()
+
+
+#: colour photographs that scikit-image ships inside its wheel (no download needed)
+SAMPLE_IMAGES: tuple[str, ...] = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
+SAMPLE_PREFIX = "skimage:"
+
+
+def load_image(ref: str | Path) -> np.ndarray:
+    """Read an image file, or ``skimage:NAME`` for one of the images scikit-image ships."""
+    text = str(ref)
+    if text.startswith(SAMPLE_PREFIX):
+        name = text[len(SAMPLE_PREFIX):]
+        import skimage.data
+
+        loader = getattr(skimage.data, name, None)
+        if loader is None or name.startswith("_"):
+            raise ImageError(f"{text}: scikit-image ships no image called {name!r} (try {', '.join(SAMPLE_IMAGES)})")
+        return to_rgb_uint8(loader(), where=text)
+    return read_image(text)

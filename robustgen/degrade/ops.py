@@ -47,22 +47,32 @@ def gaussian_blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma_px, borderType=BORDER)
 
 
+def line_kernel(length_px: float) -> np.ndarray:
+    """Centred 1-D box of (fractional) length ``length_px``: odd size, partial weight at both ends."""
+    n = 2 * int(math.ceil((length_px - 1.0) / 2.0)) + 1
+    k = np.ones(n, np.float32)
+    if n > 1:
+        k[0] = k[-1] = (length_px - (n - 2)) / 2.0
+    return k / k.sum()
+
+
 def directional_blur(image: np.ndarray, length_px: float, angle_deg: float) -> np.ndarray:
     """Box blur of ``length_px`` along a line at ``angle_deg`` (0 = horizontal, counter-clockwise).
 
-    Done as rotate -> 1-D box blur -> rotate back, which stays fast for long kernels where a 2-D
+    Done as rotate -> 1-D blur -> rotate back, which stays fast for long kernels where a 2-D
     ``filter2D`` would switch to FFT convolution.
     """
-    k = int(round(length_px))
-    if k < 2:
+    if length_px <= 1.0:
         return image.copy()
+    k = line_kernel(length_px)
+    one = np.ones(1, np.float32)
     h, w = image.shape[:2]
     a = angle_deg % 180.0
     if a < 0.5 or a > 179.5:
-        return cv2.blur(image, (k, 1), borderType=BORDER)
+        return cv2.sepFilter2D(image, -1, k, one, borderType=BORDER)
     if abs(a - 90.0) < 0.5:
-        return cv2.blur(image, (1, k), borderType=BORDER)
-    pad = k // 2 + 2
+        return cv2.sepFilter2D(image, -1, one, k, borderType=BORDER)
+    pad = k.size // 2 + 2
     padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT)
     ph, pw = padded.shape[:2]
     rad = math.radians(a)
@@ -72,7 +82,7 @@ def directional_blur(image: np.ndarray, length_px: float, angle_deg: float) -> n
     m[0, 2] += (cw - pw) / 2.0
     m[1, 2] += (ch - ph) / 2.0
     rotated = cv2.warpAffine(padded, m, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    rotated = cv2.blur(rotated, (k, 1), borderType=BORDER)
+    rotated = cv2.sepFilter2D(rotated, -1, k, one, borderType=BORDER)
     back = cv2.warpAffine(
         rotated, cv2.invertAffineTransform(m), (pw, ph), flags=cv2.INTER_LINEAR, borderMode=BORDER
     )

@@ -92,7 +92,7 @@ class Posterize(Degrader):
         bits: int = Field(ge=1, le=8, description="bits kept per channel")
 
     def params_for(self, severity, rng):
-        return self.Params(bits=int(round(ops.lerp(6.0, 1.0, severity))))
+        return self.Params(bits=int(round(ops.lerp(6.0, 2.0, severity))))
 
     def apply(self, image, params, rng):
         return image.copy() if params.bits >= 8 else AF.posterize(image, params.bits)

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError, model_validator
 
 from robustgen.degrade import registry
-from robustgen.degrade.apply import plan_one
+from robustgen.degrade.apply import check_severity, plan_one
 from robustgen.degrade.base import Degrader
 from robustgen.degrade.seeding import generator
 from robustgen.errors import RecipeError
@@ -19,11 +19,32 @@ from robustgen.schemas import PAPER_ORDER, PHYSICAL_ORDER, DegradationPlan, Stag
 from robustgen.schemas import Recipe as RecipeSchema
 
 
+def parse_spec(spec: str, default_severity: float = 0.5) -> tuple[str, float]:
+    """``"motion_blur=0.7"`` -> ("motion_blur", 0.7); a bare name gets ``default_severity``."""
+    name, sep, sev = spec.partition("=")
+    name = name.strip()
+    registry.get(name)
+    if not sep:
+        return name, default_severity
+    try:
+        value = float(sev)
+    except ValueError:
+        raise RecipeError(f"--degrader {spec!r}: severity {sev!r} is not a number") from None
+    return name, check_severity(value, f"--degrader {spec!r}")
+
+
+def fixed_plan(specs: list[tuple[str, float]], seed: int, sample_id: str) -> DegradationPlan:
+    """A plan with exactly these (name, severity) pairs in this order; params drawn from (seed, sample_id)."""
+    rng = generator(seed, f"sample:{sample_id}")
+    records = [plan_one(registry.get(name), severity, rng) for name, severity in specs]
+    return DegradationPlan(sample_id=sample_id, seed=seed, degradations=records)
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "recipe"
+    return out
 
 
 class Recipe(RecipeSchema):
@@ -75,7 +96,8 @@ class Recipe(RecipeSchema):
             if err["type"] == "extra_forbidden":
                 allowed = ", ".join(RecipeSchema.model_fields)
                 msg = f"unknown key (allowed: {allowed})"
-            raise RecipeError(f"{source}: {_loc(err['loc'])}: {msg}") from None
+            where = _loc(err["loc"])
+            raise RecipeError(f"{source}: {where}: {msg}" if where else f"{source}: {msg}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -25,7 +25,7 @@ class Compression(Degrader):
         quality: int = Field(ge=1, le=100, description="JPEG quality (OpenCV/libjpeg scale)")
 
     def params_for(self, severity, rng):
-        return self.Params(quality=int(round(ops.lerp(80, 3, severity))))
+        return self.Params(quality=int(round(ops.lerp(80, 5, severity))))
 
     def apply(self, image, params, rng):
         return ops.jpeg_roundtrip(image, params.quality)

@@ -1,0 +1,54 @@
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+import robustgen as rg
+from robustgen.degrade import registry
+from robustgen.schemas import Stage
+
+PAPER_LABELS = {
+    Stage.ACQUISITION: {"lens blur", "lens flare", "motion blur", "dirty lens", "saturation"},
+    Stage.TRANSMISSION: {"compression", "block change", "shifting", "scan lines"},
+    Stage.ENVIRONMENT: {"darkness", "atmospheric turbulence", "noise", "color diffusion"},
+    Stage.POSTPROCESSING: {"sharpness change", "graffiti", "watermark damage"},
+}
+
+
+def test_at_least_40_degraders_and_8_per_stage():
+    all_ = rg.degraders()
+    assert len(all_) >= 40
+    for stage in Stage:
+        assert len(rg.degraders(stage)) >= 8, stage
+
+
+def test_every_robust_r1_label_is_registered_in_its_stage():
+    for stage, labels in PAPER_LABELS.items():
+        assert labels <= {d.label for d in rg.degraders(stage)}, stage
+
+
+def test_names_and_labels_are_unique_and_well_formed():
+    all_ = rg.degraders()
+    assert len({d.name for d in all_}) == len(all_)
+    assert len({d.label for d in all_}) == len(all_)
+    for d in all_:
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", d.name)
+        assert d.label == d.label.lower() and "," not in d.label and "(" not in d.label
+        assert len(d.influence) > 20
+        for field, info in d.Params.model_fields.items():
+            assert info.description, f"{d.name}.{field} has no description (units)"
+
+
+def test_unknown_name_suggests_the_close_one():
+    with pytest.raises(rg.UnknownDegraderError, match=r"did you mean 'motion_blur'\?"):
+        registry.get("motionblur")
+
+
+def test_list_json_cli_matches_the_registry():
+    out = subprocess.run([sys.executable, "-m", "robustgen.cli", "list", "--json"], capture_output=True, text=True,
+                         check=True).stdout
+    rows = json.loads(out)
+    assert {r["name"] for r in rows} == {d.name for d in rg.degraders()}
+    assert all({"name", "label", "stage", "params"} <= set(r) for r in rows)
