@@ -1,8 +1,8 @@
 """robustgen: degradation-aware reasoning datasets for vision-language models.
 
-    import robustgen as rg
-    out, rec = rg.degrade(image, "motion_blur", severity=0.5, seed=0)
-    assert (rg.replay(image, [rec]) == out).all()
+import robustgen as rg
+out, rec = rg.degrade(image, "motion_blur", severity=0.5, seed=0)
+assert (rg.replay(image, [rec]) == out).all()
 """
 
 from robustgen.degrade import (

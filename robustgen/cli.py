@@ -52,8 +52,17 @@ def list_cmd(
     """Every registered degrader: name, TYPE label, stage and params schema."""
     items = registry.degraders(stage)
     if as_json:
-        rows = [{"name": d.name, "label": d.label, "stage": d.stage.value, "influence": d.influence,
-                 "module": type(d).__module__, "params": d.params_schema()} for d in items]
+        rows = [
+            {
+                "name": d.name,
+                "label": d.label,
+                "stage": d.stage.value,
+                "influence": d.influence,
+                "module": type(d).__module__,
+                "params": d.params_schema(),
+            }
+            for d in items
+        ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = Table(title=f"{len(items)} degraders")
@@ -72,7 +81,7 @@ def _collect_inputs(inputs: list[str], samples: bool) -> list[tuple[str, str]]:
     for raw in inputs:
         p = Path(raw)
         if raw.startswith(SAMPLE_PREFIX):
-            found.append((raw[len(SAMPLE_PREFIX):], raw))
+            found.append((raw[len(SAMPLE_PREFIX) :], raw))
         elif p.is_dir():
             for f in sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file()):
                 rel = f.relative_to(p).with_suffix("")
@@ -131,10 +140,18 @@ def degrade(
             err.print(f"[yellow]skipped:[/yellow] {exc}", highlight=False, soft_wrap=True)
             _append_jsonl(failures, {"id": sid, "source": ref, "reason": str(exc)})
             continue
-        _append_jsonl(records, {
-            "id": sid, "source": ref, "output": target.name, "width": int(image.shape[1]),
-            "height": int(image.shape[0]), "sha256": pixel_sha256(result), "plan": plan.model_dump(mode="json"),
-        })
+        _append_jsonl(
+            records,
+            {
+                "id": sid,
+                "source": ref,
+                "output": target.name,
+                "width": int(image.shape[1]),
+                "height": int(image.shape[0]),
+                "sha256": pixel_sha256(result),
+                "plan": plan.model_dump(mode="json"),
+            },
+        )
     written = len(items) - failed
     out.print(f"wrote {written} image(s) and {records}" + (f"; {failed} failed, see {failures}" if failed else ""))
     if failed:

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from skimage import data
 
-
 PHOTOS = ("astronaut", "coffee", "chelsea")
 
 
@@ -25,5 +24,3 @@ def photos() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     return _small(data.astronaut())
-
-

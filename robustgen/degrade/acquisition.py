@@ -78,9 +78,13 @@ class LensFlare(Degrader):
 
     def params_for(self, severity, rng):
         x, y, hue = rng.uniform(0.1, 0.9), rng.uniform(0.05, 0.45), rng.uniform(0, 180)
-        return self.Params(x=round(float(x), 4), y=round(float(y), 4), hue=round(float(hue), 2),
-                           intensity=round(ops.lerp(0.25, 0.95, severity), 4),
-                           radius=round(ops.lerp(0.08, 0.35, severity), 4))
+        return self.Params(
+            x=round(float(x), 4),
+            y=round(float(y), 4),
+            hue=round(float(hue), 2),
+            intensity=round(ops.lerp(0.25, 0.95, severity), 4),
+            radius=round(ops.lerp(0.08, 0.35, severity), 4),
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -112,8 +116,9 @@ class DirtyLens(Degrader):
         spot_size: float = Field(gt=0, description="smudge radius scale, fraction of the shorter side")
 
     def params_for(self, severity, rng):
-        return self.Params(opacity=round(ops.lerp(0.12, 0.75, severity), 4),
-                           spot_size=round(ops.lerp(0.03, 0.12, severity), 4))
+        return self.Params(
+            opacity=round(ops.lerp(0.12, 0.75, severity), 4), spot_size=round(ops.lerp(0.03, 0.12, severity), 4)
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -139,7 +144,9 @@ class DirtyLens(Degrader):
 @register
 class Saturation(Degrader):
     name, label, stage = "saturation", "saturation", ACQ
-    influence = "pushes colour saturation far from natural: colours bleed to neon or fade towards gray, hiding colour cues"
+    influence = (
+        "pushes colour saturation far from natural: colours bleed to neon or fade towards gray, hiding colour cues"
+    )
 
     class Params(StrictParams):
         factor: float = Field(ge=0, description="saturation multiplier: 1 unchanged, >1 boosted, <1 faded")
@@ -160,14 +167,22 @@ class ChromaticAberration(Degrader):
     influence = "red and blue channels drift apart towards the borders, giving coloured fringes on edges"
 
     class Params(StrictParams):
-        distortion: float = Field(ge=0, description="radial distortion of the red channel (blue gets the opposite)")
+        distortion: float = Field(
+            ge=0, description="red vs blue magnification difference (0.04 = red 1% larger, blue 1% smaller)"
+        )
 
     def params_for(self, severity, rng):
         return self.Params(distortion=round(ops.lerp(0.005, 0.12, severity), 5))
 
     def apply(self, image, params, rng):
-        k = params.distortion
-        return AF.chromatic_aberration(image, k, k * 0.5, -k, -k * 0.5, cv2.INTER_LINEAR)
+        # lateral CA is a per-wavelength magnification: red drawn larger, blue smaller, about the centre
+        h, w = image.shape[:2]
+        out = image.copy()
+        for channel, mag in ((0, 1.0 + params.distortion / 4.0), (2, 1.0 - params.distortion / 4.0)):
+            m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), 0.0, mag)
+            plane = np.ascontiguousarray(image[:, :, channel])
+            out[:, :, channel] = cv2.warpAffine(plane, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        return out
 
 
 @register
@@ -182,8 +197,9 @@ class Vignetting(Degrader):
 
     def params_for(self, severity, rng):
         cx, cy = rng.uniform(0.4, 0.6), rng.uniform(0.4, 0.6)
-        return self.Params(strength=round(ops.lerp(0.1, 0.85, severity), 4), cx=round(float(cx), 4),
-                           cy=round(float(cy), 4))
+        return self.Params(
+            strength=round(ops.lerp(0.1, 0.85, severity), 4), cx=round(float(cx), 4), cy=round(float(cy), 4)
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -225,15 +241,8 @@ class WhiteBalance(Degrader):
         return self.Params(temperature_k=int(round(t)))
 
     def apply(self, image, params, rng):
-        # albumentations' Planckian table covers 3000..15000 K in steps of 500 K; interpolate between rows
-        t = min(15000, max(3000, params.temperature_k))
-        lo = 3000 + 500 * ((t - 3000) // 500)
-        hi = min(15000, lo + 500)
-        a = AF.planckian_jitter(image, lo, "blackbody")
-        if hi == lo or t == lo:
-            return a
-        b = AF.planckian_jitter(image, hi, "blackbody")
-        return cv2.addWeighted(a, (hi - t) / 500.0, b, (t - lo) / 500.0, 0.0)
+        # albumentations' black-body table (3000..15000 K, interpolated) gives the channel gains
+        return AF.planckian_jitter(image, params.temperature_k, "blackbody")
 
 
 @register
@@ -250,9 +259,12 @@ class RollingShutter(Degrader):
     def params_for(self, severity, rng):
         sign = 1.0 if rng.random() < 0.5 else -1.0
         cycles, phase = rng.uniform(1.0, 4.0), rng.uniform(0, 2 * math.pi)
-        return self.Params(skew=round(sign * ops.lerp(0.002, 0.1, severity), 5),
-                           wobble=round(ops.lerp(0.0003, 0.012, severity), 5),
-                           cycles=round(float(cycles), 4), phase=round(float(phase), 4) % 6.2831)
+        return self.Params(
+            skew=round(sign * ops.lerp(0.002, 0.1, severity), 5),
+            wobble=round(ops.lerp(0.0003, 0.012, severity), 5),
+            cycles=round(float(cycles), 4),
+            phase=round(float(phase), 4) % 6.2831,
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -273,15 +285,16 @@ class SensorNoise(Degrader):
         read_sigma: float = Field(ge=0, description="signal-independent read noise, standard deviation in DN")
 
     def params_for(self, severity, rng):
-        return self.Params(shot_gain=round(ops.lerp(0.03, 3.0, severity), 5),
-                           read_sigma=round(ops.lerp(0.5, 8.0, severity), 4))
+        return self.Params(
+            shot_gain=round(ops.lerp(0.03, 3.0, severity), 5), read_sigma=round(ops.lerp(0.5, 8.0, severity), 4)
+        )
 
     def apply(self, image, params, rng):
-        x = image.astype(np.float32)
-        std = cv2.sqrt(x * np.float32(params.shot_gain) + np.float32(params.read_sigma**2))
-        noise = rng.standard_normal(image.shape, dtype=np.float32)
-        x += noise * std
-        return ops.to_uint8(x)
+        levels = np.arange(256, dtype=np.float32)
+        std_table = np.sqrt(levels * params.shot_gain + params.read_sigma**2).astype(np.float32)
+        noise = ops.standard_normal(rng, image.shape)
+        noise *= cv2.LUT(image, std_table)  # per-pixel std from the pixel's own level
+        return ops.add_noise(image, noise)
 
 
 @register
@@ -295,19 +308,96 @@ class IsoNoise(Degrader):
         grain: float = Field(ge=1, description="colour blotch size in pixels (at 512 px shorter side)")
 
     def params_for(self, severity, rng):
-        return self.Params(luma_sigma=round(ops.lerp(1.5, 22.0, severity), 4),
-                           chroma_sigma=round(ops.lerp(1.5, 26.0, severity), 4), grain=2.0)
+        return self.Params(
+            luma_sigma=round(ops.lerp(1.5, 22.0, severity), 4),
+            chroma_sigma=round(ops.lerp(1.5, 26.0, severity), 4),
+            grain=2.0,
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
         g = max(1.0, params.grain * ops.short_side(image) / 512.0)
         ch, cw = max(1, round(h / g)), max(1, round(w / g))
-        chroma = rng.standard_normal((ch, cw, 3), dtype=np.float32) * np.float32(params.chroma_sigma)
+        chroma = ops.gaussian_noise(rng, (ch, cw, 3), params.chroma_sigma)
         chroma = cv2.resize(chroma, (w, h), interpolation=cv2.INTER_LINEAR)
-        lum = rng.standard_normal((h, w), dtype=np.float32) * np.float32(params.luma_sigma)
+        lum = ops.gaussian_noise(rng, (h, w), params.luma_sigma)
         x = image.astype(np.float32)
         x += chroma.reshape(h, w, 3)
         x += lum[:, :, None]
         return ops.to_uint8(x)
 
 
+@register
+class ZoomBlur(Degrader):
+    name, label, stage = "zoom_blur", "zoom blur", ACQ
+    influence = "streaks radiate from the centre as if the lens zoomed during exposure; the borders smear most"
+
+    class Params(StrictParams):
+        zoom: float = Field(ge=0, description="largest extra magnification during the exposure (0.1 = 10%)")
+        cx: float = Field(ge=0, le=1, description="zoom centre x, fraction of width")
+        cy: float = Field(ge=0, le=1, description="zoom centre y, fraction of height")
+
+    def params_for(self, severity, rng):
+        cx, cy = rng.uniform(0.4, 0.6), rng.uniform(0.4, 0.6)
+        return self.Params(
+            zoom=round(ops.lerp(0.003, 0.25, severity), 5), cx=round(float(cx), 4), cy=round(float(cy), 4)
+        )
+
+    def apply(self, image, params, rng):
+        # average of 16 copies magnified evenly in log-scale, built by 4 doublings: each pass
+        # averages the running result with itself magnified by the next power of the base step
+        h, w = image.shape[:2]
+        centre = (params.cx * (w - 1), params.cy * (h - 1))
+        step = (1.0 + params.zoom) ** (1.0 / 16.0)
+        out = image
+        for k in range(4):
+            m = cv2.getRotationMatrix2D(centre, 0.0, step ** (2**k))
+            zoomed = cv2.warpAffine(out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            out = cv2.addWeighted(out, 0.5, zoomed, 0.5, 0.0)
+        return out
+
+
+@register
+class LensDistortion(Degrader):
+    name, label, stage = "lens_distortion", "lens distortion", ACQ
+    influence = "straight lines bow outwards (barrel) or inwards (pincushion); shapes near the borders are warped"
+
+    class Params(StrictParams):
+        k1: float = Field(
+            description="radial distortion coefficient (> 0 barrel, < 0 pincushion), at the half diagonal"
+        )
+
+    def params_for(self, severity, rng):
+        sign = 1.0 if rng.random() < 0.6 else -1.0
+        return self.Params(k1=round(sign * ops.lerp(0.005, 0.3, severity), 5))
+
+    def apply(self, image, params, rng):
+        h, w = image.shape[:2]
+        lh, lw = ops.low_res_shape(h, w, 128)
+        # inverse map on a coarse grid (it is smooth), upscaled to full size
+        ys = np.linspace(0, h - 1, lh, dtype=np.float32)[:, None]
+        xs = np.linspace(0, w - 1, lw, dtype=np.float32)[None, :]
+        cx, cy, half = (w - 1) / 2.0, (h - 1) / 2.0, 0.5 * math.hypot(w, h)
+        dx, dy = (xs - cx) / half, (ys - cy) / half
+        r2 = dx * dx + dy * dy
+        scale = (1.0 - params.k1 * 0.5) * (1.0 + params.k1 * r2)  # keep the frame roughly filled
+        map_x = cv2.resize((cx + dx * scale * half).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        map_y = cv2.resize((cy + dy * scale * half).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+@register
+class SpeckleNoise(Degrader):
+    name, label, stage = "speckle_noise", "speckle noise", ACQ
+    influence = "multiplicative grain that is strongest in bright areas, giving them a mottled, sandy look"
+
+    class Params(StrictParams):
+        sigma: float = Field(ge=0, description="std of the multiplicative factor around 1 (0.2 = +-20%)")
+
+    def params_for(self, severity, rng):
+        return self.Params(sigma=round(ops.lerp(0.03, 0.45, severity), 5))
+
+    def apply(self, image, params, rng):
+        noise = ops.gaussian_noise(rng, image.shape, params.sigma)
+        noise *= image.astype(np.float32)
+        return ops.add_noise(image, noise)

@@ -43,8 +43,11 @@ class AtmosphericTurbulence(Degrader):
         blur: float = Field(ge=0, description="Gaussian sigma of the accompanying blur, fraction of the shorter side")
 
     def params_for(self, severity, rng):
-        return self.Params(displacement=round(ops.lerp(0.001, 0.012, severity), 5), scale=12.0,
-                           blur=round(ops.lerp(0.0005, 0.004, severity), 5))
+        return self.Params(
+            displacement=round(ops.lerp(0.001, 0.012, severity), 5),
+            scale=12.0,
+            blur=round(ops.lerp(0.0005, 0.004, severity), 5),
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -69,7 +72,7 @@ class Noise(Degrader):
         return self.Params(sigma=round(ops.lerp(3.0, 50.0, severity), 4))
 
     def apply(self, image, params, rng):
-        return ops.add_noise(image, ops.gaussian_noise(rng, image.shape, params.sigma))
+        return ops.add_int_noise(image, ops.gaussian_noise_int(rng, image.shape, params.sigma))
 
 
 @register
@@ -82,7 +85,9 @@ class ColorDiffusion(Degrader):
         amount: float = Field(ge=0, le=1, description="weight of the diffused colour")
 
     def params_for(self, severity, rng):
-        return self.Params(spread=round(ops.lerp(0.01, 0.06, severity), 5), amount=round(ops.lerp(0.08, 0.6, severity), 4))
+        return self.Params(
+            spread=round(ops.lerp(0.01, 0.06, severity), 5), amount=round(ops.lerp(0.08, 0.6, severity), 4)
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -108,7 +113,9 @@ class Fog(Degrader):
         airlight: float = Field(ge=0, le=1, description="fog brightness, fraction of full scale")
 
     def params_for(self, severity, rng):
-        return self.Params(density=round(ops.lerp(0.15, 1.7, severity), 4), airlight=round(float(rng.uniform(0.78, 0.95)), 4))
+        return self.Params(
+            density=round(ops.lerp(0.15, 1.7, severity), 4), airlight=round(float(rng.uniform(0.78, 0.95)), 4)
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -133,8 +140,12 @@ class Rain(Degrader):
 
     def params_for(self, severity, rng):
         angle = float(rng.uniform(-25, 25))
-        return self.Params(density=round(ops.lerp(1.0, 14.0, severity), 3), length=round(ops.lerp(0.03, 0.09, severity), 4),
-                           angle_deg=round(angle, 2), brightness=round(ops.lerp(0.35, 0.8, severity), 3))
+        return self.Params(
+            density=round(ops.lerp(1.0, 14.0, severity), 3),
+            length=round(ops.lerp(0.03, 0.09, severity), 4),
+            angle_deg=round(angle, 2),
+            brightness=round(ops.lerp(0.35, 0.8, severity), 3),
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -165,8 +176,11 @@ class Snow(Degrader):
         veil: float = Field(ge=0, le=1, description="whitening of the whole scene")
 
     def params_for(self, severity, rng):
-        return self.Params(density=round(ops.lerp(0.8, 9.0, severity), 3), flake_size=round(ops.lerp(0.004, 0.012, severity), 5),
-                           veil=round(ops.lerp(0.03, 0.35, severity), 4))
+        return self.Params(
+            density=round(ops.lerp(0.8, 9.0, severity), 3),
+            flake_size=round(ops.lerp(0.004, 0.012, severity), 5),
+            veil=round(ops.lerp(0.03, 0.35, severity), 4),
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -192,7 +206,9 @@ class Frost(Degrader):
         coverage: float = Field(ge=0, le=1, description="how far the ice reaches in from the borders")
 
     def params_for(self, severity, rng):
-        return self.Params(opacity=round(ops.lerp(0.25, 0.85, severity), 4), coverage=round(ops.lerp(0.15, 0.9, severity), 4))
+        return self.Params(
+            opacity=round(ops.lerp(0.25, 0.85, severity), 4), coverage=round(ops.lerp(0.15, 0.9, severity), 4)
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -222,8 +238,12 @@ class Glare(Degrader):
 
     def params_for(self, severity, rng):
         x, y = rng.uniform(0.0, 1.0), rng.uniform(0.0, 0.5)
-        return self.Params(x=round(float(x), 4), y=round(float(y), 4), strength=round(ops.lerp(0.2, 0.92, severity), 4),
-                           radius=round(ops.lerp(0.3, 0.9, severity), 4))
+        return self.Params(
+            x=round(float(x), 4),
+            y=round(float(y), 4),
+            strength=round(ops.lerp(0.2, 0.92, severity), 4),
+            radius=round(ops.lerp(0.3, 0.9, severity), 4),
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -244,11 +264,13 @@ class LowLight(Degrader):
         noise_sigma: float = Field(ge=0, description="noise standard deviation after darkening, DN")
 
     def params_for(self, severity, rng):
-        return self.Params(gain=round(ops.lerp(0.7, 0.2, severity), 4), noise_sigma=round(ops.lerp(2.0, 14.0, severity), 4))
+        return self.Params(
+            gain=round(ops.lerp(0.7, 0.2, severity), 4), noise_sigma=round(ops.lerp(2.0, 14.0, severity), 4)
+        )
 
     def apply(self, image, params, rng):
         dark = ops.lut(image, ops.gamma_table(1.0 + 0.6 * (1.0 - params.gain), params.gain))
-        return ops.add_noise(dark, ops.gaussian_noise(rng, image.shape, params.noise_sigma))
+        return ops.add_int_noise(dark, ops.gaussian_noise_int(rng, image.shape, params.noise_sigma))
 
 
 @register
@@ -261,7 +283,9 @@ class Shadow(Degrader):
         size: float = Field(gt=0, le=1, description="shadow polygon scale relative to the image")
 
     def params_for(self, severity, rng):
-        return self.Params(darkness=round(ops.lerp(0.15, 0.8, severity), 4), size=round(ops.lerp(0.35, 0.8, severity), 4))
+        return self.Params(
+            darkness=round(ops.lerp(0.15, 0.8, severity), 4), size=round(ops.lerp(0.35, 0.8, severity), 4)
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -288,8 +312,11 @@ class Smoke(Degrader):
         gray: float = Field(ge=0, le=1, description="smoke brightness, fraction of full scale")
 
     def params_for(self, severity, rng):
-        return self.Params(opacity=round(ops.lerp(0.25, 0.9, severity), 4), coverage=round(ops.lerp(0.25, 0.85, severity), 4),
-                           gray=round(float(rng.uniform(0.45, 0.75)), 4))
+        return self.Params(
+            opacity=round(ops.lerp(0.25, 0.9, severity), 4),
+            coverage=round(ops.lerp(0.25, 0.85, severity), 4),
+            gray=round(float(rng.uniform(0.45, 0.75)), 4),
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -326,3 +353,31 @@ class Occlusion(Degrader):
             color = tuple(int(c) for c in colors[i])
             cv2.ellipse(out, (int(xs[i]), int(ys[i])), axes, float(angle[i]), 0, 360, color, -1, cv2.LINE_AA)
         return out
+
+
+@register
+class GlassBlur(Degrader):
+    name, label, stage = "glass_blur", "glass blur", ENV
+    influence = "seen through frosted or wet glass: pixels are scattered locally and blurred, edges turn grainy"
+
+    class Params(StrictParams):
+        sigma: float = Field(ge=0, description="Gaussian sigma before scattering, fraction of the shorter side")
+        scatter: float = Field(ge=0, description="largest pixel displacement, fraction of the shorter side")
+
+    def params_for(self, severity, rng):
+        return self.Params(
+            sigma=round(ops.lerp(0.0008, 0.003, severity), 6), scatter=round(ops.lerp(0.002, 0.01, severity), 6)
+        )
+
+    def apply(self, image, params, rng):
+        h, w = image.shape[:2]
+        blurred = ops.gaussian_blur(image, ops.frac_px(image, params.sigma))
+        d = ops.frac_px(image, params.scatter)
+        # one vectorised scatter: every pixel fetches from a random neighbour within +-d
+        offs = np.frombuffer(rng.bytes(2 * h * w), dtype=np.uint8).reshape(2, h, w).astype(np.float32)
+        offs *= np.float32(2.0 * d / 255.0)
+        offs -= np.float32(d)
+        map_x = offs[0] + np.arange(w, dtype=np.float32)[None, :]
+        map_y = offs[1] + np.arange(h, dtype=np.float32)[:, None]
+        scattered = cv2.remap(blurred, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
+        return ops.gaussian_blur(scattered, ops.frac_px(image, params.sigma) * 0.5)

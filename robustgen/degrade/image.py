@@ -59,8 +59,7 @@ def _to_unit_float_or_uint8(arr: np.ndarray, where: str) -> np.ndarray:
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0 or hi > 255:
             raise ImageError(
-                f"{where}: {arr.dtype} values span {lo}..{hi}; integer images other than uint16 "
-                "must lie in 0..255"
+                f"{where}: {arr.dtype} values span {lo}..{hi}; integer images other than uint16 must lie in 0..255"
             )
         return arr.astype(np.uint8)
     if np.issubdtype(arr.dtype, np.floating):
@@ -114,7 +113,14 @@ def pixel_sha256(image: np.ndarray) -> str:
 
 
 #: colour photographs that scikit-image ships inside its wheel (no download needed)
-SAMPLE_IMAGES: tuple[str, ...] = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
+SAMPLE_IMAGES: tuple[str, ...] = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+)
 SAMPLE_PREFIX = "skimage:"
 
 
@@ -122,7 +128,7 @@ def load_image(ref: str | Path) -> np.ndarray:
     """Read an image file, or ``skimage:NAME`` for one of the images scikit-image ships."""
     text = str(ref)
     if text.startswith(SAMPLE_PREFIX):
-        name = text[len(SAMPLE_PREFIX):]
+        name = text[len(SAMPLE_PREFIX) :]
         import skimage.data
 
         loader = getattr(skimage.data, name, None)

@@ -7,9 +7,11 @@ the same visual strength at any resolution; these helpers turn them into pixels.
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import cv2
 import numpy as np
+from albucore import sz_lut
 
 BORDER = cv2.BORDER_REFLECT_101
 
@@ -37,14 +39,25 @@ def lut(image: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Per-value lookup; ``table`` is (256,) for all channels or (256, 3) per channel."""
     table = np.clip(np.rint(table), 0, 255).astype(np.uint8)
     if table.ndim == 1:
-        return cv2.LUT(image, table)
-    return cv2.LUT(image, table.reshape(1, 256, 3))
+        return sz_lut(image, table, False)  # stringzilla's LUT: ~10x cv2.LUT on one thread
+    planes = [sz_lut(np.ascontiguousarray(image[:, :, c]), np.ascontiguousarray(table[:, c]), False) for c in range(3)]
+    return cv2.merge(planes)
 
 
 def gaussian_blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian blur. Sigmas above 2 px are blurred at reduced resolution and upscaled: the result has
+    no detail finer than the sigma, so nothing is lost, and wide kernels stay cheap."""
     if sigma_px <= 0.05:
         return image.copy()
-    return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma_px, borderType=BORDER)
+    h, w = image.shape[:2]
+    if sigma_px <= 2.0 or min(h, w) < 16:
+        return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma_px, borderType=BORDER)
+    scale = 2.0 / sigma_px
+    # area downscaling already blurs by a box of 1/scale px (variance 1/(12 scale^2)); take it off
+    rest = math.sqrt(max(sigma_px**2 - 1.0 / (12.0 * scale * scale), 0.25)) * scale
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=rest, borderType=BORDER)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def line_kernel(length_px: float) -> np.ndarray:
@@ -83,9 +96,7 @@ def directional_blur(image: np.ndarray, length_px: float, angle_deg: float) -> n
     m[1, 2] += (ch - ph) / 2.0
     rotated = cv2.warpAffine(padded, m, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     rotated = cv2.sepFilter2D(rotated, -1, k, one, borderType=BORDER)
-    back = cv2.warpAffine(
-        rotated, cv2.invertAffineTransform(m), (pw, ph), flags=cv2.INTER_LINEAR, borderMode=BORDER
-    )
+    back = cv2.warpAffine(rotated, cv2.invertAffineTransform(m), (pw, ph), flags=cv2.INTER_LINEAR, borderMode=BORDER)
     return np.ascontiguousarray(back[pad : pad + h, pad : pad + w])
 
 
@@ -111,11 +122,45 @@ def disk_blur(image: np.ndarray, radius_px: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+@cache
+def _normal_quantiles() -> np.ndarray:
+    from scipy.special import ndtri
+
+    q = ndtri((np.arange(65536, dtype=np.float64) + 0.5) / 65536.0)
+    return (q / q.std()).astype(np.float32)  # exactly unit variance over the table
+
+
+def standard_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """float32 standard normal samples, drawn as 16-bit uniform indices into the normal quantile table.
+
+    3-4x faster than ``Generator.standard_normal`` at image sizes; the distribution is the normal one
+    at 1/65536 quantile resolution (tails reach 4.3 sigma). Little-endian on every platform.
+    """
+    n = int(np.prod(shape))
+    idx = np.frombuffer(rng.bytes(2 * n), dtype="<u2")
+    return _normal_quantiles()[idx].reshape(shape)
+
+
 def gaussian_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
     """float32 zero-mean Gaussian noise with standard deviation ``sigma``."""
-    noise = rng.standard_normal(shape, dtype=np.float32)
+    noise = standard_normal(rng, shape)
     noise *= np.float32(sigma)
     return noise
+
+
+def gaussian_noise_int(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """int16 Gaussian noise, already rounded: for integer pixels, round(x + n) == x + round(n), so adding
+    this equals adding float noise and rounding, at a fraction of the memory traffic."""
+    table = np.clip(np.rint(_normal_quantiles() * np.float32(sigma)), -32767, 32767).astype(np.int16)
+    idx = np.frombuffer(rng.bytes(2 * int(np.prod(shape))), dtype="<u2")
+    return table[idx].reshape(shape)
+
+
+def add_int_noise(image: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """uint8 image + int16 noise of the same shape, saturated to 0..255."""
+    total = cv2.add(image, noise, dtype=cv2.CV_16S)
+    np.maximum(total, 0, out=total)
+    return cv2.convertScaleAbs(total)
 
 
 def add_noise(image: np.ndarray, noise: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from robustgen.schemas import Stage
 
 POST = Stage.POSTPROCESSING
 _WORDS = ("SALE", "LOL", "WOW", "OMG", "NEW", "HOT", "TOP", "YES", "NO", "VIRAL", "2024", "LIKE", "FOLLOW", "BEST")
+_SMOOTH3 = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], np.float32) / 13.0
 _MARKS = ("(c) STOCK", "SAMPLE", "PREVIEW", "DO NOT COPY", "WATERMARK")
 
 
@@ -31,17 +32,24 @@ class SharpnessChange(Degrader):
     influence = "sharpness is pushed off its natural level: edges either turn soft or harsh with grainy detail"
 
     class Params(StrictParams):
-        amount: float = Field(description="unsharp amount: > 0 sharpens, < 0 softens (-1 = fully blurred)")
-        sigma: float = Field(gt=0, description="detail scale (Gaussian sigma), fraction of the shorter side")
+        factor: float = Field(
+            description="sharpness factor as in PIL ImageEnhance: 1 unchanged, < 1 softer, > 1 sharper"
+        )
 
     def params_for(self, severity, rng):
         sharpen = bool(rng.random() < 0.5)
-        amount = ops.lerp(0.0, 4.0, severity) if sharpen else -ops.lerp(0.0, 1.0, severity)
-        return self.Params(amount=round(amount, 4), sigma=round(ops.lerp(0.002, 0.006, severity), 5))
+        factor = ops.lerp(1.0, 8.0, severity) if sharpen else ops.lerp(1.0, -1.0, severity)
+        return self.Params(factor=round(factor, 4))
 
     def apply(self, image, params, rng):
-        blurred = ops.gaussian_blur(image, max(0.6, ops.frac_px(image, params.sigma)))
-        return cv2.addWeighted(image, 1.0 + params.amount, blurred, -params.amount, 0.0)
+        # blend with PIL's 3x3 smoothing kernel; below 0 the smoothed image is blurred further,
+        # by a Gaussian of -factor * 0.4% of the shorter side, so softening keeps growing
+        if params.factor < 0:
+            smooth = cv2.filter2D(image, -1, _SMOOTH3, borderType=ops.BORDER)
+            return ops.gaussian_blur(smooth, -params.factor * ops.frac_px(image, 0.004))
+        kernel = _SMOOTH3 * np.float32(1.0 - params.factor)  # one pass: f * identity + (1 - f) * smooth
+        kernel[1, 1] += np.float32(params.factor)
+        return cv2.filter2D(image, -1, kernel, borderType=ops.BORDER)
 
 
 @register
@@ -54,7 +62,9 @@ class Oversharpening(Degrader):
         radius: float = Field(gt=0, description="halo width (Gaussian sigma), fraction of the shorter side")
 
     def params_for(self, severity, rng):
-        return self.Params(amount=round(ops.lerp(0.4, 5.0, severity), 4), radius=round(ops.lerp(0.004, 0.012, severity), 5))
+        return self.Params(
+            amount=round(ops.lerp(0.4, 5.0, severity), 4), radius=round(ops.lerp(0.004, 0.012, severity), 5)
+        )
 
     def apply(self, image, params, rng):
         blurred = ops.gaussian_blur(image, max(0.6, ops.frac_px(image, params.radius)))
@@ -71,7 +81,9 @@ class BeautySmoothing(Degrader):
         sigma_color: float = Field(gt=0, description="bilateral range sigma, DN")
 
     def params_for(self, severity, rng):
-        return self.Params(strength=round(ops.lerp(0.3, 1.0, severity), 4), sigma_color=round(ops.lerp(15, 80, severity), 3))
+        return self.Params(
+            strength=round(ops.lerp(0.3, 1.0, severity), 4), sigma_color=round(ops.lerp(15, 80, severity), 3)
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -111,7 +123,9 @@ class ColorGrading(Degrader):
     def params_for(self, severity, rng):
         sh = float(rng.uniform(0, 360))
         hh = (sh + float(rng.uniform(120, 240))) % 360
-        return self.Params(strength=round(ops.lerp(0.1, 1.0, severity), 4), shadow_hue=round(sh, 2), highlight_hue=round(hh, 2))
+        return self.Params(
+            strength=round(ops.lerp(0.1, 1.0, severity), 4), shadow_hue=round(sh, 2), highlight_hue=round(hh, 2)
+        )
 
     def apply(self, image, params, rng):
         x = np.arange(256, dtype=np.float64) / 255.0
@@ -135,15 +149,20 @@ class Recompression(Degrader):
         scale: float = Field(gt=0, le=1, description="rescale factor per pass (image restored to its size at the end)")
 
     def params_for(self, severity, rng):
-        return self.Params(generations=int(round(ops.lerp(2, 6, severity))), quality=int(round(ops.lerp(85, 25, severity))),
-                           scale=round(ops.lerp(0.95, 0.7, severity), 4))
+        return self.Params(
+            generations=int(round(ops.lerp(2, 6, severity))),
+            quality=int(round(ops.lerp(85, 25, severity))),
+            scale=round(ops.lerp(0.95, 0.7, severity), 4),
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
         out = image
         for g in range(params.generations):
             f = params.scale if g % 2 == 0 else 1.0 / params.scale  # shrink, then grow back
-            out = ops.resize(out, round(out.shape[1] * f), round(out.shape[0] * f), cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+            out = ops.resize(
+                out, round(out.shape[1] * f), round(out.shape[0] * f), cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
+            )
             out = ops.jpeg_roundtrip(out, params.quality)
         return ops.resize(out, w, h, cv2.INTER_LINEAR) if out.shape[:2] != (h, w) else out
 
@@ -159,8 +178,11 @@ class Moire(Degrader):
         angle_deg: float = Field(description="band orientation, degrees")
 
     def params_for(self, severity, rng):
-        return self.Params(amplitude=round(ops.lerp(0.04, 0.4, severity), 4), frequency=round(float(rng.uniform(8, 30)), 3),
-                           angle_deg=round(float(rng.uniform(0, 180)), 2))
+        return self.Params(
+            amplitude=round(ops.lerp(0.04, 0.4, severity), 4),
+            frequency=round(float(rng.uniform(8, 30)), 3),
+            angle_deg=round(float(rng.uniform(0, 180)), 2),
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -194,8 +216,11 @@ class Graffiti(Degrader):
         opacity: float = Field(ge=0, le=1, description="paint opacity")
 
     def params_for(self, severity, rng):
-        return self.Params(strokes=int(round(ops.lerp(1, 10, severity))), width=round(ops.lerp(0.01, 0.03, severity), 4),
-                           opacity=round(ops.lerp(0.6, 0.95, severity), 3))
+        return self.Params(
+            strokes=int(round(ops.lerp(1, 10, severity))),
+            width=round(ops.lerp(0.01, 0.03, severity), 4),
+            opacity=round(ops.lerp(0.6, 0.95, severity), 3),
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -228,8 +253,9 @@ class WatermarkDamage(Degrader):
     def params_for(self, severity, rng):
         text = _MARKS[int(rng.integers(0, len(_MARKS)))]
         angle = float(rng.uniform(-40, 40))
-        return self.Params(opacity=round(ops.lerp(0.12, 0.65, severity), 4), text_size=0.06,
-                           angle_deg=round(angle, 2), text=text)
+        return self.Params(
+            opacity=round(ops.lerp(0.12, 0.65, severity), 4), text_size=0.06, angle_deg=round(angle, 2), text=text
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -244,7 +270,9 @@ class WatermarkDamage(Degrader):
         m = cv2.getRotationMatrix2D((side / 2, side / 2), params.angle_deg, 1.0)
         m[:, 2] -= [(side - w) / 2, (side - h) / 2]
         mark = cv2.warpAffine(layer, m, (w, h), flags=cv2.INTER_LINEAR)
-        return ops.blend(image, ops.solid(image, (245, 245, 245)), mark.astype(np.float32) * np.float32(params.opacity / 255.0))
+        return ops.blend(
+            image, ops.solid(image, (245, 245, 245)), mark.astype(np.float32) * np.float32(params.opacity / 255.0)
+        )
 
 
 @register
@@ -257,7 +285,9 @@ class TextOverlay(Degrader):
         text_size: float = Field(gt=0, description="letter height, fraction of the shorter side")
 
     def params_for(self, severity, rng):
-        return self.Params(words=int(round(ops.lerp(1, 8, severity))), text_size=round(ops.lerp(0.05, 0.11, severity), 4))
+        return self.Params(
+            words=int(round(ops.lerp(1, 8, severity))), text_size=round(ops.lerp(0.05, 0.11, severity), 4)
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -304,5 +334,7 @@ class StickerOverlay(Degrader):
             eye = max(1, r // 7)
             for ex in (-r // 3, r // 3):
                 cv2.circle(out, (cx + ex, cy - r // 4), eye, (30, 30, 30), -1, cv2.LINE_AA)
-            cv2.ellipse(out, (cx, cy + r // 8), (r // 2, r // 3), 0, 20, 160, (30, 30, 30), max(1, r // 10), cv2.LINE_AA)
+            cv2.ellipse(
+                out, (cx, cy + r // 8), (r // 2, r // 3), 0, 20, 160, (30, 30, 30), max(1, r // 10), cv2.LINE_AA
+            )
         return out

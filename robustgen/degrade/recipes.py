@@ -56,8 +56,11 @@ class Recipe(RecipeSchema):
     @model_validator(mode="after")
     def _known_names(self) -> Recipe:
         known = set(registry.names())
-        fields = {"degraders": self.degraders or [], "exclude": self.exclude,
-                  "degrader_weights": list(self.degrader_weights)}
+        fields = {
+            "degraders": self.degraders or [],
+            "exclude": self.exclude,
+            "degrader_weights": list(self.degrader_weights),
+        }
         for field, names in fields.items():
             for i, name in enumerate(names):
                 if name not in known:

@@ -46,11 +46,18 @@ def _load_plugins() -> None:
         except Exception as exc:  # a broken plugin must not take the built-ins down
             log.warning("robustgen: plugin %r failed to load: %s", ep.name, exc)
             continue
-        classes = [obj] if inspect.isclass(obj) else [
-            v for v in vars(obj).values()
-            if inspect.isclass(v) and issubclass(v, Degrader) and v.__module__ == obj.__name__
-            and not inspect.isabstract(v)
-        ]
+        classes = (
+            [obj]
+            if inspect.isclass(obj)
+            else [
+                v
+                for v in vars(obj).values()
+                if inspect.isclass(v)
+                and issubclass(v, Degrader)
+                and v.__module__ == obj.__name__
+                and not inspect.isabstract(v)
+            ]
+        )
         for cls in classes:
             if not (inspect.isclass(cls) and issubclass(cls, Degrader)):
                 log.warning("robustgen: plugin %r is not a Degrader subclass", ep.name)

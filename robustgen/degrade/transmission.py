@@ -98,8 +98,9 @@ class Shifting(Degrader):
         fraction: float = Field(ge=0, le=1, description="share of bands that are displaced")
 
     def params_for(self, severity, rng):
-        return self.Params(max_shift=round(ops.lerp(0.01, 0.2, severity), 4),
-                           fraction=round(ops.lerp(0.1, 0.6, severity), 4))
+        return self.Params(
+            max_shift=round(ops.lerp(0.01, 0.2, severity), 4), fraction=round(ops.lerp(0.1, 0.6, severity), 4)
+        )
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -127,8 +128,11 @@ class ScanLines(Degrader):
         jitter: float = Field(ge=0, description="random brightness flicker per line, fraction")
 
     def params_for(self, severity, rng):
-        return self.Params(period=0.008, darkness=round(ops.lerp(0.04, 0.8, severity), 4),
-                           jitter=round(ops.lerp(0.0, 0.15, severity), 4))
+        return self.Params(
+            period=0.008,
+            darkness=round(ops.lerp(0.04, 0.8, severity), 4),
+            jitter=round(ops.lerp(0.0, 0.15, severity), 4),
+        )
 
     def apply(self, image, params, rng):
         h = image.shape[0]
@@ -310,3 +314,28 @@ class ChromaSubsampling(Degrader):
         up = ops.resize(small, w, h, cv2.INTER_NEAREST)
         ycc = np.dstack([ycc[:, :, 0], up.reshape(h, w, 2)])
         return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
+
+
+@register
+class ImpulseNoise(Degrader):
+    name, label, stage = "impulse_noise", "impulse noise", TRN
+    influence = "isolated black and white dots (salt and pepper) pepper the image, breaking up fine detail"
+
+    class Params(StrictParams):
+        amount: float = Field(ge=0, le=1, description="fraction of pixels hit")
+        salt: float = Field(ge=0, le=1, description="share of hits that turn white (the rest turn black)")
+
+    def params_for(self, severity, rng):
+        return self.Params(
+            amount=round(ops.lerp(0.0005, 0.1, severity), 5), salt=round(float(rng.uniform(0.4, 0.6)), 4)
+        )
+
+    def apply(self, image, params, rng):
+        h, w = image.shape[:2]
+        u = np.frombuffer(rng.bytes(2 * h * w), dtype="<u2").reshape(h, w)
+        salt_below = int(round(params.amount * params.salt * 65536))
+        pepper_below = int(round(params.amount * 65536))
+        out = image.copy()
+        out[u < salt_below] = 255
+        out[(u >= salt_below) & (u < pepper_below)] = 0
+        return out

@@ -90,8 +90,7 @@ class Recipe(BaseModel):
 
     @model_validator(mode="after")
     def _weights(self) -> Recipe:
-        for key, weight in {**{s.value: w for s, w in self.stage_weights.items()},
-                            **self.degrader_weights}.items():
+        for key, weight in {**{s.value: w for s, w in self.stage_weights.items()}, **self.degrader_weights}.items():
             if weight < 0:
                 raise ValueError(f"weight of {key!r} must be >= 0, got {weight}")
         return self

@@ -31,15 +31,22 @@ def test_uint16_and_float_are_scaled():
     assert to_rgb_uint8(np.full((2, 2), 7.0))[0, 0, 0] == 255  # floats are 0..1, clipped
 
 
-@pytest.mark.parametrize("bad", [np.zeros((2, 2, 5), np.uint8), np.zeros((0, 4, 3), np.uint8),
-                                 np.full((2, 2), 300, np.int32), np.full((2, 2), np.nan)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((2, 2, 5), np.uint8),
+        np.zeros((0, 4, 3), np.uint8),
+        np.full((2, 2), 300, np.int32),
+        np.full((2, 2), np.nan),
+    ],
+)
 def test_unusable_arrays_get_a_clear_error(bad):
     with pytest.raises(rg.ImageError):
         to_rgb_uint8(bad)
 
 
 def test_degrade_accepts_16_bit_gray_and_returns_uint8_rgb():
-    img = (np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20)
+    img = np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20
     out, _ = rg.degrade(img, "lens_blur", 0.5)
     assert out.shape == (48, 64, 3) and out.dtype == np.uint8
 
@@ -50,7 +57,11 @@ def test_files_round_trip_and_bad_files_name_themselves(tmp_path):
     assert np.array_equal(read_image(tmp_path / "a.png"), img)
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "junk.jpg").write_bytes(b"not an image at all")
-    for name, msg in [("empty.png", "empty file"), ("junk.jpg", "not a readable image"), ("missing.png", "no such file")]:
+    for name, msg in [
+        ("empty.png", "empty file"),
+        ("junk.jpg", "not a readable image"),
+        ("missing.png", "no such file"),
+    ]:
         with pytest.raises(rg.ImageError, match=msg) as exc:
             read_image(tmp_path / name)
         assert name in str(exc.value)

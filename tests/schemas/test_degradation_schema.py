@@ -7,8 +7,14 @@ from robustgen.schemas import AppliedDegradation, DegradationPlan, Stage
 
 
 def record(**over):
-    base = dict(name="motion_blur", label="motion blur", stage="acquisition", severity=0.47,
-                params={"length": 0.031, "angle_deg": 12.5}, seed=123)
+    base = dict(
+        name="motion_blur",
+        label="motion blur",
+        stage="acquisition",
+        severity=0.47,
+        params={"length": 0.031, "angle_deg": 12.5},
+        seed=123,
+    )
     return AppliedDegradation(**{**base, **over})
 
 
