@@ -347,13 +347,11 @@ class ZoomBlur(Degrader):
         # average of 16 copies magnified evenly in log-scale, built by 4 doublings: each pass
         # averages the running result with itself magnified by the next power of the base step
         h, w = image.shape[:2]
-        centre = (params.cx * (w - 1), params.cy * (h - 1))
+        cx, cy = params.cx * (w - 1), params.cy * (h - 1)
         step = (1.0 + params.zoom) ** (1.0 / 16.0)
         out = image
         for k in range(4):
-            m = cv2.getRotationMatrix2D(centre, 0.0, step ** (2**k))
-            zoomed = cv2.warpAffine(out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-            out = cv2.addWeighted(out, 0.5, zoomed, 0.5, 0.0)
+            out = cv2.addWeighted(out, 0.5, ops.magnify(out, step ** (2**k), cx, cy), 0.5, 0.0)
         return out
 
 
