@@ -67,6 +67,28 @@ class CountRange(BaseModel):
         return self
 
 
+class LengthBand(BaseModel):
+    """How long the REASONING must be, in words, for a given total severity (sum over degradations).
+
+    Heavier degradation asks for longer reasoning, as in Robust-R1: the target is
+    ``base_words + words_per_severity * total_severity`` and a chain passes within
+    ``target * (1 - slack) .. target * (1 + slack)``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_words: int = Field(default=30, ge=1)
+    words_per_severity: float = Field(default=30.0, ge=0.0)
+    slack: float = Field(default=0.6, ge=0.0, lt=1.0)
+
+    def target(self, total_severity: float) -> float:
+        return self.base_words + self.words_per_severity * max(0.0, total_severity)
+
+    def bounds(self, total_severity: float) -> tuple[int, int]:
+        t = self.target(total_severity)
+        return max(1, int(t * (1.0 - self.slack))), int(round(t * (1.0 + self.slack)))
+
+
 class Recipe(BaseModel):
     """A degradation recipe. Unknown keys are rejected."""
 
@@ -87,6 +109,7 @@ class Recipe(BaseModel):
     one_per_stage: bool = Field(default=False, description="at most one degrader from each stage")
     severity: SeverityDistribution = Field(default_factory=SeverityDistribution)
     order: Literal["physical", "paper", "random"] = "physical"
+    reasoning_length: LengthBand = Field(default_factory=LengthBand, description="REASONING word band")
 
     @model_validator(mode="after")
     def _weights(self) -> Recipe:

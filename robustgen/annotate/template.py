@@ -1,0 +1,113 @@
+"""The offline, deterministic teacher: chains from the degradation records and the source's own text.
+
+It never invents image facts: INFLUENCE comes from each degrader's influence description worded by
+severity; REASONING from the question, the choices, the source's rationale (when there is one) and
+the ground-truth answer, padded with degradation-aware method sentences to the length band.
+"""
+
+from __future__ import annotations
+
+from robustgen.annotate.base import TeacherFailure, TeacherInput
+from robustgen.annotate.validate import check_chain, expected_types, word_count
+from robustgen.annotate.wording import answer_phrase, influence_of, join_labels, sentence, severity_word
+from robustgen.schemas import ReasoningChain, TeacherInfo, TeacherResult, Usage
+
+TEMPLATE_VERSION = "template-1"
+
+_GENERAL = (
+    "Coarse shapes and the overall layout survive the damage better than fine texture, so they carry most "
+    "of the weight.",
+    "Cues that could be artefacts of the degradation are not taken as evidence.",
+    "Each candidate answer is checked against the cues that remain reliable.",
+    "Reading the scene as if it were clean means looking at object identity and arrangement rather than "
+    "at pixel-level detail.",
+    "Where the image is ambiguous, the interpretation most consistent with the whole scene is preferred.",
+)
+
+
+def _influence(item: TeacherInput) -> str:
+    if not item.degradations:
+        return "No degradation was applied, so the image can be read as captured."
+    parts = [
+        sentence(f"{severity_word(r.severity)} {r.label} ({r.severity:.2f}): {influence_of(r)}")
+        for r in item.degradations
+    ]
+    return " ".join(parts)
+
+
+def _reasoning(item: TeacherInput, lo: int, target: float, hi: int) -> str:
+    ans = answer_phrase(item.answer, item.choices)
+    # (sentence, keep-priority): when the band is too narrow, the lowest priorities go first
+    parts: list[tuple[str, int]] = [(sentence(f"The question asks: {item.question.strip()}"), 3)]
+    if item.choices:
+        parts.append((sentence("The options are " + "; ".join(f"{i}. {c}" for i, c in enumerate(item.choices))), 2))
+    if item.degradations:
+        parts.append(
+            (
+                sentence(
+                    f"The image suffers from {join_labels(item.degradations)}, so the reasoning rests on "
+                    "what these degradations leave intact"
+                ),
+                1,
+            )
+        )
+    if item.rationale:
+        parts.append((sentence(item.rationale), 8))
+    else:
+        parts.append((sentence(f"Weighing what the question asks, {ans} is the answer consistent with the scene"), 8))
+    closing = sentence(f"This points to {ans}")
+    parts.append((closing, 9))
+
+    def count(ps: list[tuple[str, int]]) -> int:
+        return word_count(" ".join(p for p, _ in ps))
+
+    for rank in (1, 2, 3):
+        if count(parts) <= hi:
+            break
+        parts = [(p, r) for p, r in parts if r != rank]
+    pads = [
+        sentence(
+            f"The {r.label} at severity {r.severity:.2f} means {influence_of(r)}, so details at that scale are "
+            "treated with caution"
+        )
+        for r in item.degradations
+    ] + list(_GENERAL)
+    for pad in pads:
+        if count(parts) >= target or count(parts) + word_count(pad) > hi:
+            break
+        parts.insert(len(parts) - 1, (pad, 0))
+    return " ".join(p for p, _ in parts)
+
+
+def _conclusion(item: TeacherInput) -> str:
+    ans = answer_phrase(item.answer, item.choices)
+    if item.degradations:
+        return sentence(f"Despite the {join_labels(item.degradations)}, the evidence supports {ans}")
+    return sentence(f"The evidence supports {ans}")
+
+
+class TemplateTeacher:
+    """Deterministic chains with no network; the default teacher."""
+
+    kind = "template"
+
+    def info(self) -> TeacherInfo:
+        return TeacherInfo(kind=self.kind, model=TEMPLATE_VERSION, mode="single", prompt_version=TEMPLATE_VERSION)
+
+    def chain_for(self, item: TeacherInput) -> ReasoningChain:
+        lo, hi = item.band.bounds(item.total_severity)
+        target = min(float(hi), max(float(lo), item.band.target(item.total_severity)))
+        return ReasoningChain(
+            types=expected_types(item.degradations),
+            influence=_influence(item),
+            reasoning=_reasoning(item, lo, target, hi),
+            conclusion=_conclusion(item),
+            answer=item.answer.strip(),
+        )
+
+    async def annotate(self, item: TeacherInput) -> TeacherResult:
+        chain = self.chain_for(item)
+        problems = check_chain(chain, item.degradations, item.answer, item.choices, item.band)
+        if problems:
+            raise TeacherFailure("template chain failed validation: " + "; ".join(problems), Usage())
+        return TeacherResult(chain=chain, usage=Usage(), teacher=self.info())

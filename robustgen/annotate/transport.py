@@ -1,0 +1,193 @@
+"""Sending chat requests reliably: own retry loop (SDK retries off), rate limits, budget, redaction."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+from robustgen.schemas import Usage
+
+RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+class TransportError(Exception):
+    """A request that failed for good (after retries, or not retryable)."""
+
+
+class BudgetExhausted(TransportError):
+    """``max_cost`` was reached; no new request is sent."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 6
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    timeout_s: float = 120.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Exponential backoff with full jitter."""
+        return rng.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+
+
+class RateLimiter:
+    """Token buckets for requests and tokens per minute (0 = unlimited). A bucket holds ``burst_s``
+    seconds' worth, so a fresh run cannot fire a whole minute's quota at once."""
+
+    def __init__(self, rpm: float = 0.0, tpm: float = 0.0, burst_s: float = 1.0) -> None:
+        self.rpm, self.tpm = rpm, tpm
+        self._req_cap = max(1.0, rpm * burst_s / 60.0)
+        self._tok_cap = max(1.0, tpm * burst_s / 60.0)
+        self._req, self._tok = self._req_cap, self._tok_cap
+        self._last = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        dt, self._last = now - self._last, now
+        if self.rpm:
+            self._req = min(self._req_cap, self._req + dt * self.rpm / 60.0)
+        if self.tpm:
+            self._tok = min(self._tok_cap, self._tok + dt * self.tpm / 60.0)
+
+    async def acquire(self, tokens: int) -> None:
+        if not self.rpm and not self.tpm:
+            return
+        tokens = min(tokens, int(self._tok_cap)) if self.tpm else tokens
+        async with self._lock:
+            while True:
+                self._refill()
+                need_r = 0.0 if not self.rpm else max(0.0, 1.0 - self._req) * 60.0 / self.rpm
+                need_t = 0.0 if not self.tpm else max(0.0, tokens - self._tok) * 60.0 / self.tpm
+                wait = max(need_r, need_t)
+                if wait <= 0:
+                    if self.rpm:
+                        self._req -= 1.0
+                    if self.tpm:
+                        self._tok -= tokens
+                    return
+                await asyncio.sleep(wait)
+
+
+class CostMeter:
+    """Running cost in USD from a per-million-token price; refuses new requests past ``max_cost``."""
+
+    def __init__(self, price_in: float = 0.0, price_out: float = 0.0, max_cost: float | None = None) -> None:
+        self.price_in, self.price_out, self.max_cost = price_in, price_out, max_cost
+        self.spent = 0.0
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1e6
+
+    def charge(self, prompt_tokens: int, completion_tokens: int) -> float:
+        c = self.cost(prompt_tokens, completion_tokens)
+        self.spent += c
+        return c
+
+    def check(self) -> None:
+        if self.max_cost is not None and self.spent >= self.max_cost:
+            raise BudgetExhausted(f"budget exhausted: spent ${self.spent:.4f} of max ${self.max_cost:.4f}")
+
+
+def retry_after_s(exc: openai.APIStatusError) -> float | None:
+    """Seconds from a Retry-After (or retry-after-ms) header, if the server sent one."""
+    headers = exc.response.headers if exc.response is not None else {}
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+class Transport:
+    """Chat completions with retries, limits and accounting. One per endpoint, shared by all samples."""
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        policy: RetryPolicy,
+        limiter: RateLimiter,
+        meter: CostMeter,
+        concurrency: int = 4,
+        secret: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.client, self.policy, self.limiter, self.meter = client, policy, limiter, meter
+        self.semaphore = asyncio.Semaphore(max(1, concurrency))
+        self._secret = secret
+        self._rng = random.Random(seed)  # jitter only: never affects what is written
+
+    def redact(self, text: str) -> str:
+        if self._secret and len(self._secret) >= 4:
+            text = text.replace(self._secret, "***")
+        return text
+
+    async def chat(self, body: dict[str, Any], usage: Usage, estimated_tokens: int = 1000) -> Any:
+        """Send ``body`` to chat.completions; returns the completion. Raises TransportError when it gives up."""
+        last = ""
+        for attempt in range(self.policy.max_retries + 1):
+            self.meter.check()
+            await self.limiter.acquire(estimated_tokens)
+            delay: float | None = None
+            async with self.semaphore:
+                t0 = time.monotonic()
+                usage.requests += 1
+                try:
+                    resp = await self.client.chat.completions.create(**body, timeout=self.policy.timeout_s)
+                except openai.APIStatusError as exc:
+                    last = f"HTTP {exc.status_code}: {self._short(exc)}"
+                    if exc.status_code not in RETRY_STATUS:
+                        raise TransportError(self.redact(last)) from None
+                    delay = retry_after_s(exc)
+                except openai.APITimeoutError:
+                    last = f"timed out after {self.policy.timeout_s:g}s"
+                except openai.APIConnectionError as exc:
+                    last = f"connection error: {self._short(exc)}"
+                except (openai.APIResponseValidationError, ValueError) as exc:
+                    last = f"unreadable response: {self._short(exc)}"
+                else:
+                    if not getattr(resp, "choices", None):
+                        last = "response without choices"
+                    else:
+                        self._account(resp, usage, body)
+                        return resp
+                finally:
+                    usage.latency_s += time.monotonic() - t0
+            if attempt == self.policy.max_retries:
+                break
+            usage.retries += 1
+            await asyncio.sleep(delay if delay is not None else self.policy.delay(attempt, self._rng))
+        raise TransportError(self.redact(f"gave up after {self.policy.max_retries + 1} attempts: {last}"))
+
+    def _account(self, resp: Any, usage: Usage, body: dict[str, Any]) -> None:
+        u = getattr(resp, "usage", None)
+        if u is not None and getattr(u, "prompt_tokens", None) is not None:
+            p, c = int(u.prompt_tokens or 0), int(u.completion_tokens or 0)
+        else:  # servers that report no usage: estimate 4 characters per token
+            p = len(str(body.get("messages", ""))) // 4
+            c = len(resp.choices[0].message.content or "") // 4
+        usage.prompt_tokens += p
+        usage.completion_tokens += c
+        usage.cost_usd += self.meter.charge(p, c)
+
+    def _short(self, exc: Exception) -> str:
+        text = " ".join(str(exc).split())
+        return self.redact(text[:200])

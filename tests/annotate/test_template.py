@@ -1,0 +1,46 @@
+"""The offline teacher on the built-in sample set: valid against the schema and the record."""
+
+import asyncio
+
+import robustgen as rg
+from robustgen.annotate.base import TeacherInput
+from robustgen.annotate.template import TemplateTeacher
+from robustgen.annotate.validate import check_chain
+from robustgen.pipelines.samples import load_samples
+from robustgen.schemas import LengthBand, parse_chain, render_chain
+
+
+def test_template_chains_for_every_sample_are_valid():
+    teacher, recipe = TemplateTeacher(), rg.Recipe(per_image={"min": 0 + 1, "max": 4})
+    samples = load_samples()
+    assert len(samples) >= 12
+    for s in samples:
+        for seed in range(3):
+            plan = recipe.sample(seed=seed, sample_id=s.id)
+            item = TeacherInput(s.id, None, None, plan.degradations, s.question, s.answer, s.choices, s.rationale)
+            res = asyncio.run(teacher.annotate(item))
+            chain = res.chain
+            assert parse_chain(render_chain(chain)) == chain
+            assert check_chain(chain, plan.degradations, s.answer, s.choices, LengthBand()) == []
+            assert chain.labels == [d.label for d in plan.degradations]
+            for d in plan.degradations:
+                assert d.label in chain.influence
+            if s.rationale:
+                assert s.rationale.split(".")[0] in chain.reasoning
+            assert res.teacher.kind == "template" and res.usage.requests == 0
+
+
+def test_template_is_deterministic_and_uses_no_invented_facts():
+    s = load_samples()[2]  # short answer, has a rationale
+    plan = rg.Recipe().sample(seed=1, sample_id=s.id)
+    item = TeacherInput(s.id, None, None, plan.degradations, s.question, s.answer, None, None)
+    a, b = TemplateTeacher().chain_for(item), TemplateTeacher().chain_for(item)
+    assert a == b
+    # without a rationale the reasoning only restates the question, the degradations and the answer
+    assert s.question in a.reasoning and s.answer in a.reasoning
+
+
+def test_clean_image_gets_an_empty_type():
+    item = TeacherInput("x", None, None, [], "What is shown?", "cat", None, "A cat sits on a mat.")
+    chain = TemplateTeacher().chain_for(item)
+    assert chain.types == [] and render_chain(chain).startswith("<TYPE><TYPE_END>")
