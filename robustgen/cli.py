@@ -220,6 +220,151 @@ def preview(
     out.print(f"wrote {out_file} ({sheet.shape[1]}x{sheet.shape[0]})")
 
 
+@app.command()
+def synth(
+    out_dir: Annotated[str, typer.Option("--out", help="output folder (or file:// / other pyarrow URI)")],
+    source: Annotated[str, typer.Option(help="'samples' (built in) or a file/folder")] = "samples",
+    fmt: Annotated[
+        str, typer.Option("--format", help="auto|folder|jsonl|csv|llava|aokvqa|vlmeval-tsv|parquet")
+    ] = "auto",
+    recipe: Annotated[Path | None, typer.Option(help="recipe YAML/JSON")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="run seed")] = 0,
+    limit: Annotated[int | None, typer.Option(min=1, help="only the first N rows")] = None,
+    teacher: Annotated[str, typer.Option(help="template (offline) or openai")] = "template",
+    workers: Annotated[int, typer.Option(min=1, help="local Ray CPUs")] = 2,
+    ray_address: Annotated[str | None, typer.Option(help="join an existing Ray cluster")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count and estimate; send nothing")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace what --out holds")] = False,
+    image_format: Annotated[str, typer.Option(help="jpg (q95) or png (lossless)")] = "jpg",
+    question: Annotated[str | None, typer.Option(help="folder sources: the question to ask")] = None,
+    coco_root: Annotated[str | None, typer.Option(help="aokvqa: folder holding <split>2017/")] = None,
+    split: Annotated[str | None, typer.Option(help="aokvqa: train|val|test (default: from the file name)")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="rows per Ray batch (does not change the output)")] = 16,
+    teacher_config: Annotated[Path | None, typer.Option(help="openai teacher settings (YAML/JSON)")] = None,
+    base_url: Annotated[str | None, typer.Option(help="openai: endpoint, e.g. http://127.0.0.1:8000/v1")] = None,
+    model: Annotated[str | None, typer.Option(help="openai: model name")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="openai: variable holding the key")] = None,
+    teacher_mode: Annotated[str | None, typer.Option(help="openai: single|staged")] = None,
+    structured_output: Annotated[str | None, typer.Option(help="auto|json_schema|json_object|prompt")] = None,
+    no_images: Annotated[bool, typer.Option("--no-images", help="openai: text-only endpoint")] = False,
+    max_reasks: Annotated[int | None, typer.Option(help="openai: re-asks after a failed validation")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="openai: requests in flight")] = None,
+    rpm: Annotated[float | None, typer.Option(help="openai: requests per minute")] = None,
+    tpm: Annotated[float | None, typer.Option(help="openai: tokens per minute")] = None,
+    price_in: Annotated[float | None, typer.Option(help="openai: USD per 1M prompt tokens")] = None,
+    price_out: Annotated[float | None, typer.Option(help="openai: USD per 1M completion tokens")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="openai: stop sending at this USD total")] = None,
+) -> None:
+    """Build a dataset: degrade every source row, have the teacher write its chain, write it all to --out."""
+    from robustgen.annotate.openai_teacher import load_config
+    from robustgen.pipelines.job import SynthConfig
+    from robustgen.pipelines.job import synth as run_synth
+
+    with user_errors():
+        if teacher not in ("template", "openai"):
+            raise RobustgenError(f"--teacher {teacher!r}: expected template or openai")
+        rec = Recipe.load(recipe) if recipe is not None else Recipe()
+        oc = None
+        if teacher == "openai":
+            try:
+                oc = load_config(
+                    teacher_config,
+                    base_url=base_url,
+                    model=model,
+                    api_key_env=api_key_env,
+                    mode=teacher_mode,
+                    structured_output=structured_output,
+                    images=False if no_images else None,
+                    max_reasks=max_reasks,
+                    concurrency=concurrency,
+                    rpm=rpm,
+                    tpm=tpm,
+                    price_in=price_in,
+                    price_out=price_out,
+                    max_cost=max_cost,
+                )
+            except (OSError, ValueError) as exc:
+                raise RobustgenError(f"openai teacher settings: {str(exc).splitlines()[0]}") from None
+        try:
+            cfg = SynthConfig(
+                out=out_dir,
+                source=source,
+                format=fmt,
+                recipe=rec.to_dict(),
+                seed=seed,
+                limit=limit,
+                teacher=teacher,
+                openai=oc,
+                workers=workers,
+                ray_address=ray_address,
+                image_format=image_format,
+                question=question,
+                coco_root=coco_root,
+                split=split,
+                overwrite=overwrite,
+            )
+        except ValueError as exc:
+            raise RobustgenError(str(exc).splitlines()[-1].strip()) from None
+        if dry_run:
+            from robustgen.pipelines.estimate import dry_run as estimate
+
+            out.print(estimate(cfg))
+            return
+        try:
+            summary = _run_with_progress(cfg, run_synth)
+        except (RobustgenError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # Ray or the filesystem failed under us: say so in one line
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            err.print(
+                f"[red]error:[/red] the run stopped: {type(exc).__name__}: {first}; re-run the same command to resume",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+    out.print(
+        f"{summary.written} written, {summary.failed} failed of {summary.total} "
+        f"({summary.resumed} from an earlier run) in {summary.seconds:.1f}s -> {out_dir}"
+        + (f"; {summary.tokens} tokens, ${summary.cost_usd:.4f}" if summary.tokens else "")
+    )
+    for reason, n in list(summary.failure_reasons.items())[:5]:
+        err.print(f"  {n} x {reason}", highlight=False)
+    if summary.failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _run_with_progress(cfg, run_synth):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    stats = {"failed": 0, "tokens": 0, "cost": 0.0}
+    with Progress(
+        TextColumn("[bold]synth"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("synth", total=None, info="")
+
+        def on_start(n: int) -> None:
+            bar.update(task, total=n)
+
+        def on_progress(row: dict) -> None:
+            stats["failed"] += 0 if row["ok"] else 1
+            stats["tokens"] += int(row["tokens"])
+            stats["cost"] += float(row["cost"])
+            rate = bar.tasks[0].completed / max(bar.tasks[0].elapsed or 1e-9, 1e-9)
+            info = f"{stats['failed']} failed, {rate:.1f}/s"
+            if stats["tokens"]:
+                info += f", {stats['tokens']} tokens, ${stats['cost']:.4f}"
+            bar.update(task, advance=1, info=info)
+
+        return run_synth(cfg, on_progress=on_progress, on_start=on_start)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,124 @@
+"""The output folder of a run, on any pyarrow filesystem (local paths, file:// URIs, s3://, ...).
+
+Writes are atomic (temporary name, then move) so a killed run never leaves a torn file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+DATA_DIR, IMAGES_DIR, WORK_DIR = "data", "images", ".work"
+MANIFEST, FAILURES, RUN_FILE = "manifest.json", "failures.jsonl", ".work/run.json"
+
+
+def safe_name(sample_id: str) -> str:
+    """A file-name-safe, collision-free form of a sample id."""
+    clean = re.sub(r"[^A-Za-z0-9._-]", "_", sample_id)[:120]
+    if clean != sample_id or clean.startswith("."):
+        clean = f"{clean.lstrip('.')}-{hashlib.sha1(sample_id.encode()).hexdigest()[:8]}"
+    return clean
+
+
+def image_relpath(sample_id: str, ext: str) -> str:
+    """images/<2 hex>/<safe id>.<ext>: a fan-out keeps folders small on million-sample runs."""
+    bucket = hashlib.sha1(sample_id.encode()).hexdigest()[:2]
+    return f"{IMAGES_DIR}/{bucket}/{safe_name(sample_id)}.{ext}"
+
+
+class Output:
+    """A run folder. ``uri`` is a local path or any URI pyarrow understands."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        if "://" in uri:
+            self.fs, self.root = pafs.FileSystem.from_uri(uri)
+        else:
+            self.fs, self.root = pafs.LocalFileSystem(), str(Path(uri).resolve())
+        self.root = self.root.rstrip("/")
+
+    def path(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def local_path(self, rel: str) -> Path | None:
+        """The path on this machine's disk, when the filesystem is local."""
+        return Path(self.path(rel)) if isinstance(self.fs, pafs.LocalFileSystem) else None
+
+    def exists(self, rel: str = "") -> bool:
+        return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
+
+    def is_empty(self) -> bool:
+        info = self.fs.get_file_info(self.root)
+        if info.type == pafs.FileType.NotFound:
+            return True
+        return not self.fs.get_file_info(pafs.FileSelector(self.root, recursive=False))
+
+    def mkdirs(self, rel: str = "") -> None:
+        self.fs.create_dir(self.path(rel), recursive=True)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        final = self.path(rel)
+        parent = final.rsplit("/", 1)[0]
+        self.fs.create_dir(parent, recursive=True)
+        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+        with self.fs.open_output_stream(tmp) as f:
+            f.write(data)
+        self.fs.move(tmp, final)
+
+    def write_text(self, rel: str, text: str) -> None:
+        self.write_bytes(rel, text.encode("utf-8"))
+
+    def read_text(self, rel: str) -> str:
+        with self.fs.open_input_stream(self.path(rel)) as f:
+            return f.read().decode("utf-8")
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.fs.open_input_stream(self.path(rel)) as f:
+            return f.read()
+
+    def list(self, rel: str, suffix: str = "", recursive: bool = False) -> list[str]:
+        """Relative paths of the files under ``rel`` ending in ``suffix`` (temporary files excluded)."""
+        base = self.path(rel)
+        if self.fs.get_file_info(base).type == pafs.FileType.NotFound:
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=recursive))
+        out = []
+        for info in infos:
+            name = info.path.rsplit("/", 1)[-1]
+            if info.type == pafs.FileType.File and name.endswith(suffix) and not name.startswith(".tmp-"):
+                out.append(info.path[len(self.root) + 1 :])
+        return sorted(out)
+
+    def delete(self, rel: str) -> None:
+        info = self.fs.get_file_info(self.path(rel))
+        if info.type == pafs.FileType.Directory:
+            self.fs.delete_dir(self.path(rel))
+        elif info.type == pafs.FileType.File:
+            self.fs.delete_file(self.path(rel))
+
+    def clear(self) -> None:
+        """Remove everything in the run folder (``--overwrite``)."""
+        if self.exists():
+            self.fs.delete_dir_contents(self.root, missing_dir_ok=True)
+
+    def clean_temporaries(self) -> None:
+        """Remove temporary files a killed run left behind."""
+        for rel in self._all():
+            if rel.rsplit("/", 1)[-1].startswith(".tmp-"):
+                self.delete(rel)
+
+    def _all(self) -> list[str]:
+        if not self.exists():
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True))
+        return [i.path[len(self.root) + 1 :] for i in infos if i.type == pafs.FileType.File]
+
+
+def shard_name(ids: list[str], prefix: str) -> str:
+    """A deterministic shard name for a batch of sample ids."""
+    digest = hashlib.sha1("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+    return f"{prefix}-{digest}.jsonl"

@@ -1,0 +1,303 @@
+"""`robustgen synth` as users run it: real sources, real Ray, real files, real kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from robustgen.degrade.image import read_image
+from robustgen.schemas import ReasoningChain, parse_chain, render_chain
+
+from ..annotate.fake_openai import FakeOpenAI
+
+EXE = shutil.which("robustgen")
+SECRET = "sk-synth-test-SECRET-0987654321"
+RECORD_KEYS = {
+    "id",
+    "image",
+    "source_image",
+    "width",
+    "height",
+    "question",
+    "answer",
+    "choices",
+    "degradations",
+    "chain",
+    "response",
+    "teacher",
+    "quality",
+}
+
+
+def synth(*args, env=None, timeout=600, **kw):
+    cmd = [EXE or sys.executable, *([] if EXE else ["-m", "robustgen.cli"]), "synth", *map(str, args)]
+    full_env = {**os.environ, "ROBUSTGEN_TEST_KEY": SECRET, **(env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, **kw)
+
+
+def records(out: Path) -> list[dict]:
+    rows = []
+    for shard in sorted((out / "data").glob("*.jsonl")):
+        rows += [json.loads(line) for line in shard.read_text().splitlines() if line.strip()]
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def failures(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines() if line.strip()]
+
+
+def image_bytes(out: Path) -> dict[str, bytes]:
+    return {r["id"]: (out / r["image"]).read_bytes() for r in records(out)}
+
+
+def test_main_command_builds_the_documented_layout(tmp_path):
+    out = tmp_path / "ds"
+    res = synth("--out", out)
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    recs = records(out)
+    assert manifest["counts"] == {"total": 14, "written": 14, "failed": 0} and len(recs) == 14
+    assert {"robustgen", "numpy", "opencv", "albumentations"} <= set(manifest["versions"])
+    assert manifest["teacher"]["kind"] == "template" and manifest["seed"] == 0
+    assert failures(out) == []
+    for r in recs:
+        assert RECORD_KEYS <= set(r)
+        img = read_image(out / r["image"])
+        assert img.shape == (r["height"], r["width"], 3) and r["image"].endswith(".jpg")
+        chain = ReasoningChain.model_validate(r["chain"])
+        assert parse_chain(r["response"]) == chain and render_chain(chain) == r["response"]
+        assert chain.types == [(d["label"], round(d["severity"], 2)) for d in r["degradations"]]
+        assert 0 < r["quality"]["ssim"] <= 1 and r["quality"]["psnr"] > 0
+        assert r["teacher"]["kind"] == "template"
+
+
+def test_every_row_ends_written_or_failed_with_a_reason(bad_jsonl, tmp_path):
+    out = tmp_path / "ds"
+    res = synth("--out", out, "--source", bad_jsonl, "--image-format", "png")
+    assert res.returncode == 3, res.stderr
+    assert "Traceback" not in res.stderr
+    recs, fails = records(out), failures(out)
+    ids = [r["id"] for r in recs] + [f["id"] for f in fails]
+    assert len(ids) == len(set(ids)) == 12 + 9
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == {"total": 21, "written": 12, "failed": 9}
+    reasons = {f["id"]: f["reason"] for f in fails}
+    assert "empty file" in reasons["zero"]
+    assert "not a readable image" in reasons["notimage"]
+    assert "truncated" in reasons["truncated"]
+    assert "no such file" in reasons["missing"]
+    assert "safety limit" in reasons["bomb"] or "decompression bomb" in reasons["bomb"]
+    assert "escapes the source root" in reasons["escape"] and "escapes the source root" in reasons["absolute"]
+    assert "missing 'question'" in reasons["noquestion"]
+    assert any("malformed JSON line" in r for r in reasons.values())
+    assert all("\n" not in r for r in reasons.values())
+    assert all(r["image"].endswith(".png") for r in recs)
+
+
+def test_same_dataset_with_one_or_two_workers_and_any_batch_size(good_jsonl, tmp_path):
+    a, b = tmp_path / "w1", tmp_path / "w2"
+    assert synth("--out", a, "--source", good_jsonl, "--workers", 1, "--batch-size", 5).returncode == 0
+    assert synth("--out", b, "--source", good_jsonl, "--workers", 2, "--batch-size", 2).returncode == 0
+    assert records(a) == records(b) and len(records(a)) == 12
+    assert image_bytes(a) == image_bytes(b)
+
+
+def test_rerun_refuses_other_settings_and_overwrite_starts_over(tmp_path):
+    out = tmp_path / "ds"
+    assert synth("--out", out, "--limit", 3).returncode == 0
+    again = synth("--out", out, "--limit", 3)
+    assert again.returncode == 0 and "3 from an earlier run" in again.stdout
+    other = synth("--out", out, "--limit", 3, "--seed", 1)
+    assert other.returncode == 2 and "different settings (seed)" in other.stderr
+    assert synth("--out", out, "--limit", 3, "--seed", 1, "--overwrite").returncode == 0
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 1
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("mine")
+    refused = synth("--out", junk)
+    assert refused.returncode == 2 and "holds no robustgen run" in refused.stderr
+
+
+def _numbered_source(image_dir: Path, tmp_path: Path, n: int) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    names = sorted(p.name for p in image_dir.glob("*.jpg"))
+    for name in names:
+        (src / name).write_bytes((image_dir / name).read_bytes())
+    rows = [
+        {
+            "id": f"r{i:03d}",
+            "image": names[i % len(names)],
+            "question": f"Which photo is #{i:03d}?",
+            "answer": "1",
+            "choices": ["this one", "that one"],
+        }
+        for i in range(n)
+    ]
+    p = src / "rows.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return p
+
+
+def _requested_ids(server: FakeOpenAI) -> list[str]:
+    return [m.group(1) for r in server.requests if (m := re.search(r"#(\d{3})\?", json.dumps(r["messages"])))]
+
+
+def test_sigkill_then_rerun_completes_without_redoing_finished_samples(image_dir, tmp_path):
+    src = _numbered_source(image_dir, tmp_path, 40)
+    with FakeOpenAI() as server:
+        server.delay_s = 0.05
+        args = [
+            "--source",
+            src,
+            "--teacher",
+            "openai",
+            "--base-url",
+            server.url,
+            "--model",
+            "fake",
+            "--api-key-env",
+            "ROBUSTGEN_TEST_KEY",
+            "--structured-output",
+            "json_schema",
+            "--concurrency",
+            "2",
+            "--batch-size",
+            "4",
+            "--workers",
+            "2",
+        ]
+        killed = tmp_path / "killed"
+        cmd = [
+            EXE or sys.executable,
+            *([] if EXE else ["-m", "robustgen.cli"]),
+            "synth",
+            "--out",
+            str(killed),
+            *map(str, args),
+        ]
+        proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, "ROBUSTGEN_TEST_KEY": SECRET},
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while not list((killed / "data").glob("*.jsonl")) if (killed / "data").exists() else True:
+            assert time.monotonic() < deadline and proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.05)
+        time.sleep(random.uniform(0.0, 0.6))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        time.sleep(1.0)
+        finished = {r["id"]: (killed / r["image"]).stat().st_mtime_ns for r in records(killed)}
+        assert 0 < len(finished) < 40, "kill came too late to test a resume"
+        asked_before = len(server.requests)
+
+        res = synth("--out", killed, *args)
+        assert res.returncode == 0, res.stderr
+        late = [f"r{i}" for i in _requested_ids(server)[asked_before:]]
+        assert not set(late) & set(finished), "a finished sample was sent to the teacher again"
+        for sid, mtime in finished.items():
+            rec = next(r for r in records(killed) if r["id"] == sid)
+            assert (killed / rec["image"]).stat().st_mtime_ns == mtime, f"{sid} was degraded again"
+
+        clean = tmp_path / "clean"
+        assert synth("--out", clean, *args).returncode == 0
+
+    def strip(recs):  # usage differs (the resumed run may hit the cache); the dataset must not
+        return [{k: v for k, v in r.items() if k != "teacher"} | {"chain": r["chain"]} for r in recs]
+
+    assert strip(records(killed)) == strip(records(clean)) and len(records(clean)) == 40
+    assert image_bytes(killed) == image_bytes(clean)
+    assert failures(killed) == [] and not list(killed.rglob(".tmp-*"))
+    for f in killed.rglob("*"):
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f"the API key leaked into {f}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_node_cluster_gives_the_local_dataset(tmp_path):
+    ray = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    head = subprocess.run(
+        [
+            ray,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=1",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    try:
+        assert head.returncode == 0, head.stderr[-2000:]
+        node = subprocess.run(
+            [ray, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--disable-usage-stats"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=180,
+        )
+        assert node.returncode == 0, node.stderr[-2000:]
+        cluster_out = tmp_path / "cluster"
+        res = synth(
+            "--out", f"file://{cluster_out}", "--ray-address", f"127.0.0.1:{port}", env={"RAY_AUTH_MODE": "token"}
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+    local = tmp_path / "local"
+    assert synth("--out", local).returncode == 0
+    assert records(cluster_out) == records(local) and len(records(local)) == 14
+    assert image_bytes(cluster_out) == image_bytes(local)
+
+
+def test_dry_run_counts_and_estimates_without_sending(tmp_path):
+    res = synth("--out", tmp_path / "t", "--dry-run")
+    assert res.returncode == 0 and "14 samples" in res.stdout and "degradations in environment" in res.stdout
+    assert not (tmp_path / "t").exists()
+    with FakeOpenAI() as server:
+        res = synth(
+            "--out",
+            tmp_path / "o",
+            "--dry-run",
+            "--teacher",
+            "openai",
+            "--base-url",
+            server.url,
+            "--model",
+            "fake",
+            "--api-key-env",
+            "ROBUSTGEN_TEST_KEY",
+            "--price-in",
+            "2.5",
+            "--price-out",
+            "10",
+        )
+        assert res.returncode == 0, res.stderr
+        assert "estimated prompt tokens" in res.stdout and "estimated cost" in res.stdout
+        assert server.requests == []
