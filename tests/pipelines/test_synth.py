@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from robustgen.degrade.image import read_image
 from robustgen.schemas import ReasoningChain, parse_chain, render_chain
 
@@ -155,9 +153,10 @@ def _requested_ids(server: FakeOpenAI) -> list[str]:
 
 
 def test_sigkill_then_rerun_completes_without_redoing_finished_samples(image_dir, tmp_path):
-    src = _numbered_source(image_dir, tmp_path, 40)
+    n = 60
+    src = _numbered_source(image_dir, tmp_path, n)
     with FakeOpenAI() as server:
-        server.delay_s = 0.05
+        server.delay_s = 0.1  # 60 rows at 2 in flight: ~3 s of teacher time, a window to kill in
         args = [
             "--source",
             src,
@@ -198,12 +197,12 @@ def test_sigkill_then_rerun_completes_without_redoing_finished_samples(image_dir
         while not list((killed / "data").glob("*.jsonl")) if (killed / "data").exists() else True:
             assert time.monotonic() < deadline and proc.poll() is None, "the run ended before it could be killed"
             time.sleep(0.05)
-        time.sleep(random.uniform(0.0, 0.6))
+        time.sleep(random.uniform(0.0, 1.0))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         time.sleep(1.0)
         finished = {r["id"]: (killed / r["image"]).stat().st_mtime_ns for r in records(killed)}
-        assert 0 < len(finished) < 40, "kill came too late to test a resume"
+        assert 0 < len(finished) < n, "kill came too late to test a resume"
         asked_before = len(server.requests)
 
         res = synth("--out", killed, *args)
@@ -220,7 +219,7 @@ def test_sigkill_then_rerun_completes_without_redoing_finished_samples(image_dir
     def strip(recs):  # usage differs (the resumed run may hit the cache); the dataset must not
         return [{k: v for k, v in r.items() if k != "teacher"} | {"chain": r["chain"]} for r in recs]
 
-    assert strip(records(killed)) == strip(records(clean)) and len(records(clean)) == 40
+    assert strip(records(killed)) == strip(records(clean)) and len(records(clean)) == n
     assert image_bytes(killed) == image_bytes(clean)
     assert failures(killed) == [] and not list(killed.rglob(".tmp-*"))
     for f in killed.rglob("*"):
