@@ -88,9 +88,23 @@ def _unexpected(row: dict[str, Any], exc: Exception) -> dict[str, Any]:
     return {"failure": process.failure(row, "internal", f"{type(exc).__name__}: {exc}")}
 
 
+_CACHE: dict[str, Any] = {}
+
+
+def _cached(kind: str, key: Any, make: Callable[[], Any]) -> Any:
+    """Per-process memo for objects every batch of a run shares (recipe, output folder)."""
+    k = f"{kind}:{json.dumps(key, sort_keys=True)}"
+    if k not in _CACHE:
+        _CACHE[k] = make()
+    return _CACHE[k]
+
+
 def degrade_batch(batch: dict[str, np.ndarray], *, recipe: dict, seed: int, out_uri: str, image_format: str):
-    rec = Recipe.from_dict(recipe)
-    out = Output(out_uri)
+    import cv2
+
+    cv2.setNumThreads(1)  # one Ray CPU per task: OpenCV's own thread pool would oversubscribe it
+    rec = _cached("recipe", recipe, lambda: Recipe.from_dict(recipe))
+    out = _cached("out", out_uri, lambda: Output(out_uri))
     payloads = []
     for line in batch["text"]:
         row = json.loads(line)
@@ -108,40 +122,43 @@ def _make_teacher(kind: str, openai_cfg: dict | None):
     return TemplateTeacher()
 
 
-def _annotate_and_write(teacher, batch, band, out: Output, images: bool, loop=None) -> dict[str, np.ndarray]:
-    items, results = [], []
+def _split(batch) -> tuple[list[dict], list[tuple[dict, dict]]]:
     decoded = [json.loads(p) for p in batch["payload"]]
-    for d in decoded:
-        if "failure" not in d["res"]:
-            items.append((d["res"], d["row"]))
-    work = process.annotate_all(teacher, items, band, out, images)
-    done = (loop.run_until_complete(work) if loop is not None else asyncio.run(work)) if items else work.close()
-    annotated = iter(done or [])
-    for d in decoded:
-        results.append(d["res"] if "failure" in d["res"] else next(annotated))
+    return decoded, [(d["res"], d["row"]) for d in decoded if "failure" not in d["res"]]
+
+
+def _finish_batch(out: Output, decoded: list[dict], annotated: list[dict]) -> dict[str, np.ndarray]:
+    it = iter(annotated)
+    results = [d["res"] if "failure" in d["res"] else next(it) for d in decoded]
     progress = process.write_batch(out, results)
     return {k: np.array([p[k] for p in progress], dtype=object) for k in ("id", "ok", "tokens", "cost")}
 
 
 def annotate_batch(batch, *, recipe: dict, out_uri: str):
     """Template teacher: a plain task (fused with the degrade task by Ray Data)."""
-    band = Recipe.from_dict(recipe).reasoning_length
-    return _annotate_and_write(TemplateTeacher(), batch, band, Output(out_uri), images=False)
+    band = _cached("recipe", recipe, lambda: Recipe.from_dict(recipe)).reasoning_length
+    out = _cached("out", out_uri, lambda: Output(out_uri))
+    decoded, items = _split(batch)
+    annotated = asyncio.run(process.annotate_all(TemplateTeacher(), items, band, out, False)) if items else []
+    return _finish_batch(out, decoded, annotated)
 
 
 class AnnotateActor:
-    """OpenAI-compatible teacher: one client, limiter and budget per actor, async inside."""
+    """OpenAI-compatible teacher: one client, limiter and budget per actor.
+
+    ``__call__`` is an async generator, so Ray Data runs several batches at once on the actor's single
+    event loop; the teacher's own semaphore bounds the requests in flight across all of them."""
 
     def __init__(self, recipe: dict, out_uri: str, openai_cfg: dict) -> None:
         self.band = Recipe.from_dict(recipe).reasoning_length
         self.out = Output(out_uri)
         self.teacher = _make_teacher("openai", openai_cfg)
         self.images = bool(openai_cfg.get("images", True))
-        # one loop for the actor's life: the client, limiter and semaphore are bound to it
-        self.loop = asyncio.new_event_loop()
 
-    def __call__(self, batch):
-        return _annotate_and_write(self.teacher, batch, self.band, self.out, self.images, self.loop)
+    async def __call__(self, batch):
+        decoded, items = _split(batch)
+        annotated = await process.annotate_all(self.teacher, items, self.band, self.out, self.images) if items else []
+        yield _finish_batch(self.out, decoded, annotated)
 
 
 # ---- the driver -------------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ class FakeOpenAI:
         self.replier = replier
         self.reject_formats = reject_formats
         self.requests: list[dict] = []
+        self.times: list[tuple[float, float]] = []  # (arrival, reply sent) per request
         self.headers: list[dict[str, str]] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -89,6 +90,8 @@ class FakeOpenAI:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+
             def log_message(self, *args):  # keep test output quiet
                 pass
 
@@ -111,11 +114,13 @@ class FakeOpenAI:
                     fault = fake.script.popleft() if fake.script else None
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                t0 = time.monotonic()
                 try:
                     self._serve(body, fault)
                 finally:
                     with fake._lock:
                         fake.in_flight -= 1
+                        fake.times.append((t0, time.monotonic()))
 
             def _serve(self, body, fault):
                 fmt = (body.get("response_format") or {}).get("type")
