@@ -254,6 +254,7 @@ def synth(
     price_in: Annotated[float | None, typer.Option(help="openai: USD per 1M prompt tokens")] = None,
     price_out: Annotated[float | None, typer.Option(help="openai: USD per 1M completion tokens")] = None,
     max_cost: Annotated[float | None, typer.Option(help="openai: stop sending at this USD total")] = None,
+    export_to: Annotated[str | None, typer.Option("--export", help="then export: llamafactory,robust-r1,trl")] = None,
 ) -> None:
     """Build a dataset: degrade every source row, have the teacher write its chain, write it all to --out."""
     from robustgen.annotate.openai_teacher import load_config
@@ -329,6 +330,12 @@ def synth(
     )
     for reason, n in list(summary.failure_reasons.items())[:5]:
         err.print(f"  {n} x {reason}", highlight=False)
+    if export_to:
+        from robustgen.pipelines.exports import export
+
+        with user_errors():
+            for fmt in [f.strip() for f in export_to.split(",") if f.strip()]:
+                out.print(f"exported {export(out_dir, fmt, Path(out_dir) / 'exports' / fmt)}")
     if summary.failed:
         raise typer.Exit(EXIT_SOME_FAILED)
 
@@ -363,6 +370,81 @@ def _run_with_progress(cfg, run_synth):
             bar.update(task, advance=1, info=info)
 
         return run_synth(cfg, on_progress=on_progress, on_start=on_start)
+
+
+@app.command("export")
+def export_cmd(
+    dataset: Annotated[Path, typer.Argument(help="a folder written by `robustgen synth`")],
+    to: Annotated[str, typer.Option("--to", help="llamafactory | robust-r1 | trl")],
+    out_dir: Annotated[Path, typer.Option("--out", help="output folder")],
+) -> None:
+    """Export a dataset for LLaMA-Factory (ShareGPT), Robust-R1 GRPO (JSONL) or TRL (parquet)."""
+    from robustgen.pipelines.exports import export
+
+    with user_errors():
+        path = export(dataset, to, out_dir)
+    out.print(f"wrote {path}")
+
+
+@app.command("validate")
+def validate_cmd(dataset: Annotated[Path, typer.Argument(help="a folder written by `robustgen synth`")]) -> None:
+    """Check every record, image and count of a dataset; exit 1 with the list of problems if any."""
+    from robustgen.pipelines.dataset import validate_dataset
+
+    with user_errors():
+        problems = validate_dataset(dataset)
+    for p in problems:
+        err.print(f"[red]problem:[/red] {p}", highlight=False, soft_wrap=True)
+    if problems:
+        err.print(f"{len(problems)} problem(s) in {dataset}")
+        raise typer.Exit(1)
+    out.print(f"{dataset}: valid")
+
+
+@app.command("stats")
+def stats_cmd(
+    dataset: Annotated[Path, typer.Argument(help="a folder written by `robustgen synth`")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="where plots and index.html go (default DATASET/stats)")
+    ] = None,
+) -> None:
+    """Counts per degrader and stage, severity and reasoning-length plots, failure reasons, a sample gallery."""
+    from robustgen.pipelines.stats import write_stats
+
+    with user_errors():
+        st, page = write_stats(dataset, out_dir)
+    table = Table(title=f"{len(st['records'])} records, {st['failed']} failures")
+    table.add_column("stage / degrader")
+    table.add_column("count", justify="right")
+    for stage in Stage:
+        table.add_row(f"[bold]{stage.value}", str(st["by_stage"][stage.value]))
+    for name, n in st["by_name"].most_common(10):
+        table.add_row(f"  {name}", str(n))
+    out.print(table)
+    for reason, n in st["reasons"].most_common(5):
+        out.print(f"  {n} x {reason}", highlight=False)
+    out.print(f"plots and {page}")
+
+
+@app.command("corrupt-eval")
+def corrupt_eval_cmd(
+    source: Annotated[Path, typer.Argument(help="a VLMEvalKit .tsv or an image folder")],
+    out_dir: Annotated[Path, typer.Option("--out", help="output folder")],
+    levels: Annotated[
+        str, typer.Option(help="severities; files are named by percent of the strongest")
+    ] = "0.23,0.45,0.9",
+    recipe: Annotated[Path | None, typer.Option(help="recipe YAML/JSON choosing the degraders")] = None,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+) -> None:
+    """Degraded copies of an evaluation set, one per level, same degraders per image at every level."""
+    from robustgen.pipelines.corrupt import corrupt_eval, parse_levels
+
+    with user_errors():
+        lv = parse_levels(levels)
+        rec = Recipe.load(recipe) if recipe is not None else None
+        paths = corrupt_eval(source, out_dir, lv, rec, seed)
+    for p in paths:
+        out.print(f"wrote {p}")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from robustgen.schemas.recipe import (
     Recipe,
     SeverityDistribution,
 )
+from robustgen.schemas.record import DatasetRecord, Quality
 from robustgen.schemas.sample import SourceSample
 from robustgen.schemas.teacher import TeacherInfo, TeacherResult, Usage
 
@@ -18,6 +19,8 @@ __all__ = [
     "PHYSICAL_ORDER",
     "AppliedDegradation",
     "ChainParseError",
+    "DatasetRecord",
+    "Quality",
     "LengthBand",
     "ReasoningChain",
     "TeacherInfo",

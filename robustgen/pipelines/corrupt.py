@@ -1,0 +1,162 @@
+"""``robustgen corrupt-eval``: copies of an evaluation set degraded at several intensities.
+
+As the Robust-R1 reference script does, each image keeps the same degrader choice at every level;
+only the severity changes (and one seed gives the same layout at every severity, so levels are
+monotone). A TSV is streamed row by row; every column but ``image`` is written back untouched.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from robustgen.degrade.apply import replay
+from robustgen.degrade.recipes import Recipe, fixed_plan
+from robustgen.errors import ImageError, RobustgenError
+from robustgen.pipelines.process import decode_bytes, encode_image
+from robustgen.pipelines.sources import IMAGE_SUFFIXES
+
+DEFAULT_LEVELS = (0.23, 0.45, 0.9)
+
+
+def parse_levels(text: str) -> list[float]:
+    try:
+        levels = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise RobustgenError(f"--levels {text!r}: expected numbers like 0.23,0.45,0.9") from None
+    if not levels or any(not 0 < v <= 1 for v in levels):
+        raise RobustgenError(f"--levels {text!r}: every level must lie in (0, 1]")
+    return levels
+
+
+def level_names(levels: list[float]) -> list[int]:
+    """Each level as a percentage of the strongest one: 0.23, 0.45, 0.9 -> 25, 50, 100 (the paper's tables)."""
+    top = max(levels)
+    names = [int(100 * v / top + 1e-6) for v in levels]
+    if len(set(names)) != len(names):
+        raise RobustgenError(f"--levels {levels}: two levels would share the name {names}")
+    return names
+
+
+def _degrade_levels(image: np.ndarray, recipe: Recipe, seed: int, row_id: str, levels: list[float]):
+    names = [d.name for d in recipe.sample(seed=seed, sample_id=row_id).degradations]
+    for level in levels:
+        plan = fixed_plan([(n, level) for n in names], seed, row_id)
+        yield replay(image, plan.degradations), plan
+
+
+def corrupt_tsv(
+    src: Path, out: Path, levels: list[float], recipe: Recipe, seed: int, on_row: Callable[[], None] | None = None
+) -> list[Path]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    out.mkdir(parents=True, exist_ok=True)
+    names = level_names(levels)
+    paths = [out / f"{src.stem}_Robust_{n}.tsv" for n in names]
+    with src.open(encoding="utf-8", newline="") as f_in:
+        reader = csv.reader(f_in, delimiter="\t")
+        header = next(reader, None)
+        if not header or "image" not in header:
+            raise RobustgenError(f"{src}: a VLMEvalKit TSV needs a header with an 'image' column")
+        col = header.index("image")
+        idx_col = header.index("index") if "index" in header else None
+        files = [p.open("w", encoding="utf-8", newline="") for p in paths]
+        sides = [p.with_suffix(".degradations.jsonl").open("w", encoding="utf-8") for p in paths]
+        try:
+            writers = [csv.writer(f, delimiter="\t", lineterminator="\n") for f in files]
+            for w in writers:
+                w.writerow(header)
+            for lineno, row in enumerate(reader, 2):
+                row_id = row[idx_col] if idx_col is not None and idx_col < len(row) else str(lineno)
+                try:
+                    image = decode_bytes(base64.b64decode(row[col]), f"{src.name}:{lineno}")
+                except (ImageError, ValueError, IndexError) as exc:
+                    # the row stays (row counts must match the original); the failure is recorded
+                    print(f"skipped: {src.name}:{lineno}: image column unreadable: {exc}", file=sys.stderr)
+                    for w, side in zip(writers, sides, strict=True):
+                        w.writerow(row)
+                        side.write(json.dumps({"index": row_id, "error": f"image unreadable: {exc}"}) + "\n")
+                    continue
+                for w, side, (degraded, plan) in zip(
+                    writers, sides, _degrade_levels(image, recipe, seed, row_id, levels), strict=True
+                ):
+                    new = list(row)
+                    new[col] = base64.b64encode(encode_image(degraded, "jpg")).decode("ascii")
+                    w.writerow(new)
+                    side.write(
+                        json.dumps(
+                            {"index": row_id, "degradations": [d.model_dump(mode="json") for d in plan.degradations]}
+                        )
+                        + "\n"
+                    )
+                if on_row:
+                    on_row()
+        finally:
+            for f in files + sides:
+                f.close()
+    return paths
+
+
+def corrupt_folder(
+    src: Path, out: Path, levels: list[float], recipe: Recipe, seed: int, on_row: Callable[[], None] | None = None
+) -> list[Path]:
+    names = level_names(levels)
+    dirs = [out / f"{src.name}_Robust_{n}" for n in names]
+    sides = []
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+        sides.append((d / "degradations.jsonl").open("w", encoding="utf-8"))
+    try:
+        for f in sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+            rel = f.relative_to(src)
+            try:
+                image = decode_bytes(f.read_bytes(), str(f))
+            except ImageError as exc:
+                print(f"skipped: {exc}", file=sys.stderr)
+                continue
+            for d, side, (degraded, plan) in zip(
+                dirs, sides, _degrade_levels(image, recipe, seed, str(rel), levels), strict=True
+            ):
+                target = d / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fmt = "png" if rel.suffix.lower() == ".png" else "jpg"
+                ok, buf = cv2.imencode(f".{fmt}", cv2.cvtColor(degraded, cv2.COLOR_RGB2BGR))
+                target.with_suffix(f".{fmt}").write_bytes(buf.tobytes())
+                side.write(
+                    json.dumps(
+                        {
+                            "image": str(rel.with_suffix(f".{fmt}")),
+                            "degradations": [x.model_dump(mode="json") for x in plan.degradations],
+                        }
+                    )
+                    + "\n"
+                )
+            if on_row:
+                on_row()
+    finally:
+        for s in sides:
+            s.close()
+    return dirs
+
+
+def corrupt_eval(
+    src: str | Path,
+    out: str | Path,
+    levels: list[float],
+    recipe: Recipe | None = None,
+    seed: int = 0,
+    on_row: Callable[[], None] | None = None,
+) -> list[Path]:
+    src, out = Path(src), Path(out)
+    recipe = recipe or Recipe()
+    if src.is_dir():
+        return corrupt_folder(src, out, levels, recipe, seed, on_row)
+    if src.is_file() and src.suffix.lower() == ".tsv":
+        return corrupt_tsv(src, out, levels, recipe, seed, on_row)
+    raise RobustgenError(f"{src}: expected a VLMEvalKit .tsv file or an image folder")

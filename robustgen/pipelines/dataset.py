@@ -1,0 +1,122 @@
+"""Reading a written dataset back, and checking it end to end (``robustgen validate``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from pydantic import ValidationError
+
+from robustgen.annotate.validate import answer_matches, expected_types
+from robustgen.errors import RobustgenError
+from robustgen.schemas import DatasetRecord, parse_chain, render_chain
+
+
+@dataclass
+class Dataset:
+    """A synth output folder on the local disk."""
+
+    root: Path
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, root: str | Path) -> Dataset:
+        root = Path(root)
+        if not (root / "manifest.json").is_file():
+            raise RobustgenError(f"{root}: not a robustgen dataset (no manifest.json); run `robustgen synth` first")
+        try:
+            manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RobustgenError(f"{root}/manifest.json: not valid JSON ({exc.msg})") from None
+        return cls(root, manifest)
+
+    def raw_records(self) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+        """(where, parsed line or None, error) for every line of every data shard."""
+        for shard in sorted((self.root / "data").glob("*.jsonl")):
+            for lineno, line in enumerate(shard.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                where = f"data/{shard.name}:{lineno}"
+                try:
+                    yield where, json.loads(line), ""
+                except json.JSONDecodeError as exc:
+                    yield where, None, f"not valid JSON ({exc.msg})"
+
+    def records(self) -> list[DatasetRecord]:
+        """Every record, validated, sorted by id."""
+        out = []
+        for where, obj, err in self.raw_records():
+            if obj is None:
+                raise RobustgenError(f"{self.root}/{where}: {err}")
+            try:
+                out.append(DatasetRecord.model_validate(obj))
+            except ValidationError as exc:
+                raise RobustgenError(f"{self.root}/{where}: {_first(exc)}") from None
+        return sorted(out, key=lambda r: r.id)
+
+    def failures(self) -> list[dict[str, Any]]:
+        path = self.root / "failures.jsonl"
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _first(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
+
+
+def validate_dataset(root: str | Path) -> list[str]:
+    """Every problem in a dataset, one line each; empty when it is sound."""
+    ds = Dataset.open(root)
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    n = 0
+    for where, obj, err in ds.raw_records():
+        n += 1
+        if obj is None:
+            problems.append(f"{where}: {err}")
+            continue
+        try:
+            rec = DatasetRecord.model_validate(obj)
+        except ValidationError as exc:
+            problems.append(f"{where}: {_first(exc)}")
+            continue
+        if rec.id in seen:
+            problems.append(f"{where}: duplicate id {rec.id!r} (also at {seen[rec.id]})")
+        seen[rec.id] = where
+        if rec.chain.types != expected_types(rec.degradations):
+            problems.append(f"{where} ({rec.id}): chain TYPE {rec.chain.types} does not match the degradations")
+        try:
+            if parse_chain(rec.response) != rec.chain or render_chain(rec.chain) != rec.response:
+                problems.append(f"{where} ({rec.id}): response text and chain differ")
+        except ValueError as exc:
+            problems.append(f"{where} ({rec.id}): response does not parse: {exc}")
+        if rec.answer is not None and not answer_matches(rec.chain.answer, rec.answer, rec.choices):
+            problems.append(f"{where} ({rec.id}): chain answer {rec.chain.answer!r} does not match {rec.answer!r}")
+        img = ds.root / rec.image
+        if not img.is_file():
+            problems.append(f"{where} ({rec.id}): image {rec.image} is missing")
+        else:
+            try:
+                with Image.open(img) as im:
+                    if im.size != (rec.width, rec.height):
+                        problems.append(
+                            f"{where} ({rec.id}): image is {im.size[0]}x{im.size[1]}, record says "
+                            f"{rec.width}x{rec.height}"
+                        )
+            except OSError as exc:
+                problems.append(f"{where} ({rec.id}): image {rec.image} is unreadable ({exc})")
+    counts = ds.manifest.get("counts", {})
+    fails = len(ds.failures())
+    if counts.get("written") != n:
+        problems.append(f"manifest.json: counts.written is {counts.get('written')}, data holds {n} records")
+    if counts.get("failed") != fails:
+        problems.append(f"manifest.json: counts.failed is {counts.get('failed')}, failures.jsonl has {fails} lines")
+    if counts.get("total") != counts.get("written", 0) + counts.get("failed", 0):
+        problems.append("manifest.json: counts.total is not written + failed")
+    return problems

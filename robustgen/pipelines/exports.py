@@ -1,0 +1,167 @@
+"""Exports of a synth dataset to what trainers read unchanged: LLaMA-Factory, Robust-R1 GRPO, TRL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from robustgen.errors import RobustgenError
+from robustgen.pipelines.dataset import Dataset, validate_dataset
+from robustgen.schemas import DatasetRecord
+
+EXPORT_FORMATS = ("llamafactory", "robust-r1", "trl")
+
+#: the instruction that asks a model for the Robust-R1 tagged chain (appended to every question)
+ROBUST_R1_INSTRUCTION = (
+    "The image may be degraded. First name each degradation with its severity from 0 to 1 inside "
+    "<TYPE>...<TYPE_END> (for example motion blur(0.47), compression(0.33)), then explain how the degradations "
+    "affect what can be seen inside <INFLUENCE>...<INFLUENCE_END>, reason about the content as if the image were "
+    "clean inside <REASONING>...<REASONING_END>, summarise inside <CONCLUSION>...<CONCLUSION_END>, and give the "
+    "final answer inside <ANSWER>...<ANSWER_END>."
+)
+
+
+def question_text(rec: DatasetRecord) -> str:
+    """The question as shown to the model: multiple-choice options listed unless already in it."""
+    q = rec.question.strip()
+    if rec.choices and not all(f"{i}. {c}" in q for i, c in enumerate(rec.choices)):
+        q += "\n" + "\n".join(f"{i}. {c}" for i, c in enumerate(rec.choices))
+    return q
+
+
+def _place_image(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        return
+    try:
+        os.link(src, dst)  # same filesystem: no copy
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _checked(root: str | Path) -> Dataset:
+    problems = validate_dataset(root)
+    if problems:
+        more = f" (and {len(problems) - 1} more; run `robustgen validate {root}`)" if len(problems) > 1 else ""
+        raise RobustgenError(f"{root}: refusing to export a dataset that fails validation: {problems[0]}{more}")
+    return Dataset.open(root)
+
+
+def export_llamafactory(root: str | Path, out: str | Path, name: str = "robustgen") -> Path:
+    """ShareGPT JSON + dataset_info.json; image paths relative to ``out``."""
+    ds, out = _checked(root), Path(out)
+    rows = []
+    for rec in ds.records():
+        _place_image(ds.root / rec.image, out / rec.image)
+        rows.append(
+            {
+                "id": rec.id,
+                "conversations": [
+                    {"from": "human", "value": f"<image>{question_text(rec)}\n{ROBUST_R1_INSTRUCTION}"},
+                    {"from": "gpt", "value": rec.response},
+                ],
+                "images": [rec.image],
+            }
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+    info_path = out / "dataset_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    info[name] = {
+        "file_name": f"{name}.json",
+        "formatting": "sharegpt",
+        "columns": {"messages": "conversations", "images": "images"},
+    }
+    info_path.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return out / f"{name}.json"
+
+
+def export_robust_r1(root: str | Path, out: str | Path) -> Path:
+    """The JSONL that Robust-R1's grpo_jsonl.py reads with --data_file_paths / --image_folders OUT/images."""
+    ds, out = _checked(root), Path(out)
+    images = out / "images"
+    lines = []
+    for rec in ds.records():
+        rel = rec.image.removeprefix("images/")
+        _place_image(ds.root / rec.image, images / rel)
+        lines.append(
+            json.dumps(
+                {
+                    "id": rec.id,
+                    "image": rel,
+                    "conversations": [
+                        {"from": "human", "value": f"<image>{question_text(rec)}"},
+                        {"from": "gpt", "value": rec.response},
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "robust_r1.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def export_trl(root: str | Path, out: str | Path) -> Path:
+    """A parquet file `datasets.load_dataset("parquet", ...)` reads: conversational ``prompt``, ``images``
+    (decoded as PIL images by `datasets`), and the reward columns ``solution``, ``answer``, ``degradations``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ds, out = _checked(root), Path(out)
+    recs = ds.records()
+    table = pa.table(
+        {
+            "id": [r.id for r in recs],
+            "prompt": [
+                [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image", "text": None},
+                            {"type": "text", "text": f"{question_text(r)}\n{ROBUST_R1_INSTRUCTION}"},
+                        ],
+                    }
+                ]
+                for r in recs
+            ],
+            "images": [[{"bytes": (ds.root / r.image).read_bytes(), "path": Path(r.image).name}] for r in recs],
+            "solution": [r.response for r in recs],
+            "answer": [r.chain.answer for r in recs],
+            "degradations": [json.dumps([d.model_dump(mode="json") for d in r.degradations]) for r in recs],
+        }
+    )
+    features = {
+        "id": {"dtype": "string", "_type": "Value"},
+        "prompt": [
+            {
+                "role": {"dtype": "string", "_type": "Value"},
+                "content": [
+                    {"type": {"dtype": "string", "_type": "Value"}, "text": {"dtype": "string", "_type": "Value"}}
+                ],
+            }
+        ],
+        "images": [{"_type": "Image"}],
+        "solution": {"dtype": "string", "_type": "Value"},
+        "answer": {"dtype": "string", "_type": "Value"},
+        "degradations": {"dtype": "string", "_type": "Value"},
+    }
+    meta = {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
+    table = table.replace_schema_metadata(meta)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "train.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def export(root: str | Path, fmt: str, out: str | Path) -> Path:
+    if fmt == "llamafactory":
+        return export_llamafactory(root, out)
+    if fmt == "robust-r1":
+        return export_robust_r1(root, out)
+    if fmt == "trl":
+        return export_trl(root, out)
+    raise RobustgenError(f"--to {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}")

@@ -1,0 +1,149 @@
+"""``robustgen stats``: what a dataset holds, as a table, PNG plots and one self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from robustgen.annotate.validate import word_count
+from robustgen.degrade.image import read_image
+from robustgen.pipelines.dataset import Dataset
+from robustgen.schemas import Stage
+
+
+def compute(ds: Dataset) -> dict[str, Any]:
+    recs = ds.records()
+    by_name: Counter[str] = Counter()
+    by_stage: Counter[str] = Counter()
+    severities, totals, lengths = [], [], []
+    for r in recs:
+        for d in r.degradations:
+            by_name[d.name] += 1
+            by_stage[d.stage.value] += 1
+            severities.append(d.severity)
+        totals.append(sum(d.severity for d in r.degradations))
+        lengths.append(word_count(r.chain.reasoning))
+    reasons = Counter(f"{f.get('stage', '?')}: {f.get('reason', '')[:70]}" for f in ds.failures())
+    return {
+        "records": recs,
+        "by_name": by_name,
+        "by_stage": by_stage,
+        "severities": severities,
+        "totals": totals,
+        "lengths": lengths,
+        "reasons": reasons,
+        "failed": sum(reasons.values()),
+    }
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def plots(st: dict[str, Any]) -> dict[str, bytes]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    fig, ax = plt.subplots(figsize=(6, 3))
+    stages = [s.value for s in Stage]
+    ax.bar(stages, [st["by_stage"][s] for s in stages], color="#4c78a8")
+    ax.set_title("degradations per stage")
+    ax.set_ylabel("count")
+    out["stages.png"] = _png(fig)
+    plt.close(fig)
+
+    names = [n for n, _ in st["by_name"].most_common()]
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.22 * len(names))))
+    ax.barh(names[::-1], [st["by_name"][n] for n in names[::-1]], color="#72b7b2")
+    ax.set_title("degradations per degrader")
+    ax.set_xlabel("count")
+    out["degraders.png"] = _png(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist(st["severities"], bins=20, range=(0, 1), color="#f58518")
+    ax.set_title("severity histogram")
+    ax.set_xlabel("severity")
+    ax.set_ylabel("count")
+    out["severity.png"] = _png(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.scatter(st["totals"], st["lengths"], s=14, alpha=0.7, color="#54a24b")
+    if len(set(st["totals"])) > 1:
+        k, b = np.polyfit(st["totals"], st["lengths"], 1)
+        xs = np.linspace(min(st["totals"]), max(st["totals"]), 20)
+        ax.plot(xs, k * xs + b, color="#333333", lw=1, label=f"fit: {k:.1f} words per unit severity")
+        ax.legend()
+    ax.set_title("reasoning length vs total severity")
+    ax.set_xlabel("total severity of the sample")
+    ax.set_ylabel("reasoning words")
+    out["length_vs_severity.png"] = _png(fig)
+    plt.close(fig)
+    return out
+
+
+def _thumb(path: Path, side: int = 256) -> str:
+    img = read_image(path)
+    h, w = img.shape[:2]
+    s = side / max(h, w)
+    if s < 1:
+        img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return base64.b64encode(buf.tobytes()).decode()
+
+
+def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery: int = 12) -> str:
+    e = html.escape
+    m = ds.manifest.get("counts", {})
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>robustgen dataset</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:24px;max-width:1100px;color:#222}"
+        "img.plot{max-width:100%;margin:8px 0}.card{display:flex;gap:16px;border-top:1px solid #ddd;padding:12px 0}"
+        ".card img{width:256px;height:auto;flex:none}.tag{font-family:monospace;font-size:13px;white-space:pre-wrap}"
+        "td,th{padding:2px 10px;text-align:left}</style></head><body>",
+        f"<h1>robustgen dataset: {e(str(ds.root.name))}</h1>",
+        f"<p>{m.get('written', 0)} written, {m.get('failed', 0)} failed of {m.get('total', 0)}; seed "
+        f"{e(str(ds.manifest.get('seed')))}; teacher {e(str(ds.manifest.get('teacher', {}).get('kind')))}</p>",
+    ]
+    for name, data in images.items():
+        parts.append(
+            f"<img class='plot' alt='{e(name)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+        )
+    if st["reasons"]:
+        parts.append("<h2>failure reasons</h2><table><tr><th>count</th><th>reason</th></tr>")
+        parts += [f"<tr><td>{n}</td><td>{e(r)}</td></tr>" for r, n in st["reasons"].most_common()]
+        parts.append("</table>")
+    parts.append("<h2>samples</h2>")
+    for r in st["records"][:gallery]:
+        parts.append(
+            f"<div class='card'><img alt='{e(r.id)}' src='data:image/jpeg;base64,{_thumb(ds.root / r.image)}'>"
+            f"<div><b>{e(r.id)}</b>: {e(r.question)}<div class='tag'>{e(r.response)}</div></div></div>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_stats(root: str | Path, out: str | Path | None = None) -> tuple[dict[str, Any], Path]:
+    ds = Dataset.open(root)
+    out = Path(out) if out else ds.root / "stats"
+    out.mkdir(parents=True, exist_ok=True)
+    st = compute(ds)
+    images = plots(st)
+    for name, data in images.items():
+        (out / name).write_bytes(data)
+    page = out / "index.html"
+    page.write_text(html_page(ds, st, images), encoding="utf-8")
+    return st, page

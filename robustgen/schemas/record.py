@@ -1,0 +1,38 @@
+"""One line of a synth dataset (``DIR/data/*.jsonl``): the contract exports and trainers read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from robustgen.schemas.chain import ReasoningChain
+from robustgen.schemas.degradation import AppliedDegradation
+
+
+class Quality(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    psnr: float
+    ssim: float
+
+
+class DatasetRecord(BaseModel):
+    """A written sample. Unknown extra keys are kept (forward compatible), known ones are checked."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    image: str = Field(min_length=1, description="degraded image, relative to the dataset folder")
+    source_image: str
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+    question: str
+    answer: str | None
+    choices: list[str] | None = None
+    rationale: str | None = None
+    degradations: list[AppliedDegradation]
+    chain: ReasoningChain
+    response: str
+    teacher: dict[str, Any]
+    quality: Quality

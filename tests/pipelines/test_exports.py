@@ -1,0 +1,185 @@
+"""Exports, validate, stats and corrupt-eval, each read back the way its consumer reads it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from robustgen.degrade.quality import ssim
+from robustgen.pipelines.process import decode_bytes
+from robustgen.schemas import parse_chain
+
+EXE = shutil.which("robustgen")
+
+
+def cli(*args, **kw):
+    cmd = [EXE or sys.executable, *([] if EXE else ["-m", "robustgen.cli"]), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ds") / "synth"
+    res = cli("synth", "--out", out, "--limit", 8)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def test_llamafactory_sharegpt_rules(dataset, tmp_path):
+    res = cli("export", dataset, "--to", "llamafactory", "--out", tmp_path)
+    assert res.returncode == 0, res.stderr
+    info = json.loads((tmp_path / "dataset_info.json").read_text())
+    entry = info["robustgen"]
+    assert entry["formatting"] == "sharegpt"
+    assert entry["columns"] == {"messages": "conversations", "images": "images"}
+    rows = json.loads((tmp_path / entry["file_name"]).read_text())
+    assert len(rows) == 8
+    for row in rows:
+        turns = row["conversations"]
+        assert [t["from"] for t in turns] == ["human", "gpt"]  # ShareGPT: human first, alternating
+        n_tokens = sum(t["value"].count("<image>") for t in turns)
+        assert n_tokens == len(row["images"]) == 1
+        assert "<TYPE>" in turns[0]["value"] and "<ANSWER_END>" in turns[0]["value"]  # the instruction
+        assert not Path(row["images"][0]).is_absolute() and (tmp_path / row["images"][0]).is_file()
+        parse_chain(turns[1]["value"])
+
+
+def test_robust_r1_jsonl_as_grpo_jsonl_reads_it(dataset, tmp_path):
+    assert cli("export", dataset, "--to", "robust-r1", "--out", tmp_path).returncode == 0
+    image_folder = tmp_path / "images"
+    lines = (tmp_path / "robust_r1.jsonl").read_text().splitlines()
+    assert len(lines) == 8
+    for line in lines:
+        item = json.loads(line)
+        # what VLM-R1's grpo_jsonl.py does with a row
+        image_path = os.path.join(image_folder, item["image"])
+        assert os.path.exists(image_path)
+        question = item["conversations"][0]["value"].replace("<image>", "")
+        solution = item["conversations"][1]["value"]
+        assert question.strip() and "<ANSWER>" in solution and item["id"]
+        chain = parse_chain(solution)
+        assert chain.answer
+
+
+def test_trl_parquet_loads_with_datasets(dataset, tmp_path):
+    import datasets
+
+    assert cli("export", dataset, "--to", "trl", "--out", tmp_path).returncode == 0
+    ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "train.parquet"), split="train")
+    assert len(ds) == 8 and {"prompt", "images", "solution", "answer", "degradations"} <= set(ds.column_names)
+    row = ds[0]
+    assert row["prompt"][0]["role"] == "user"
+    assert [c["type"] for c in row["prompt"][0]["content"]] == ["image", "text"]
+    img = row["images"][0]
+    assert img.size[0] > 8 and img.mode in ("RGB", "L")
+    assert parse_chain(row["solution"]).answer == row["answer"]
+    assert json.loads(row["degradations"])[0]["name"]
+
+
+def _copy(dataset: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "copy"
+    shutil.copytree(dataset, dst)
+    return dst
+
+
+def test_validate_passes_then_reports_every_problem(dataset, tmp_path):
+    assert cli("validate", dataset).returncode == 0
+    broken = _copy(dataset, tmp_path)
+    shard = next((broken / "data").glob("*.jsonl"))
+    rows = [json.loads(line) for line in shard.read_text().splitlines()]
+    (broken / rows[0]["image"]).unlink()
+    rows[1]["chain"]["answer"] = "definitely wrong"
+    rows[1]["response"] = rows[1]["response"].split("<ANSWER>")[0] + "<ANSWER>definitely wrong<ANSWER_END>"
+    shard.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["counts"]["written"] = 99
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    res = cli("validate", broken)
+    assert res.returncode == 1
+    assert "is missing" in res.stderr and "does not match" in res.stderr and "counts.written" in res.stderr
+    refused = cli("export", broken, "--to", "trl", "--out", tmp_path / "x")
+    assert refused.returncode == 2 and "fails validation" in refused.stderr
+
+
+def test_stats_writes_plots_and_a_page(dataset, tmp_path):
+    res = cli("stats", dataset, "--out", tmp_path)
+    assert res.returncode == 0, res.stderr
+    for name in ("stages.png", "degraders.png", "severity.png", "length_vs_severity.png"):
+        img = cv2.imread(str(tmp_path / name))
+        assert img is not None and img.shape[0] > 150 and img.shape[1] > 300 and img.std() > 5
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 and page.count("data:image/jpeg;base64,") == 8
+    assert "&lt;TYPE&gt;" in page and "astronaut-suit" in page
+
+
+def _tsv(tmp_path: Path, n: int = 4) -> Path:
+    from robustgen.degrade.image import load_image
+
+    names = ["astronaut", "coffee", "chelsea", "rocket"]
+    lines = ["index\timage\tquestion\tA\tB\tanswer\tcategory"]
+    for i in range(n):
+        img = cv2.resize(load_image(f"skimage:{names[i % 4]}"), (192, 144))
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        b64 = base64.b64encode(buf.tobytes()).decode()
+        lines.append(f'{i}\t{b64}\tWhat is it, "really"?\tyes\tno\t{"AB"[i % 2]}\tcat {i}')
+    p = tmp_path / "MMBench_DEV.tsv"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def test_corrupt_eval_tsv_keeps_rows_and_columns_and_levels_are_monotone(tmp_path):
+    src = _tsv(tmp_path)
+    res = cli("corrupt-eval", src, "--out", tmp_path / "out")
+    assert res.returncode == 0, res.stderr
+    original = pd.read_csv(src, sep="\t")
+    outs = {n: pd.read_csv(tmp_path / "out" / f"MMBench_DEV_Robust_{n}.tsv", sep="\t") for n in (25, 50, 100)}
+    scores = {}
+    for n, df in outs.items():
+        assert len(df) == len(original)
+        pd.testing.assert_frame_equal(df.drop(columns="image"), original.drop(columns="image"))
+        scores[n] = []
+        for a, b in zip(original["image"], df["image"], strict=True):
+            clean, bad = decode_bytes(base64.b64decode(a), "a"), decode_bytes(base64.b64decode(b), "b")
+            assert clean.shape == bad.shape
+            scores[n].append(ssim(clean, bad))
+        side = [
+            json.loads(x)
+            for x in (tmp_path / "out" / f"MMBench_DEV_Robust_{n}.degradations.jsonl").read_text().splitlines()
+        ]
+        assert len(side) == len(df) and all(s["degradations"] for s in side)
+    assert np.mean(scores[25]) > np.mean(scores[50]) > np.mean(scores[100])
+    # the same degraders per image at every level
+    sides = {
+        n: [
+            json.loads(x)
+            for x in (tmp_path / "out" / f"MMBench_DEV_Robust_{n}.degradations.jsonl").read_text().splitlines()
+        ]
+        for n in (25, 100)
+    }
+    for a, b in zip(sides[25], sides[100], strict=True):
+        assert [d["name"] for d in a["degradations"]] == [d["name"] for d in b["degradations"]]
+        assert all(d["severity"] == 0.23 for d in a["degradations"])
+
+
+def test_corrupt_eval_folder(tmp_path):
+    from robustgen.degrade.image import load_image, write_image
+
+    src = tmp_path / "imgs"
+    write_image(src / "a.png", cv2.resize(load_image("skimage:coffee"), (96, 64)))
+    write_image(src / "sub" / "b.jpg", cv2.resize(load_image("skimage:rocket"), (96, 64)))
+    res = cli("corrupt-eval", src, "--out", tmp_path / "out", "--levels", "0.5,1.0")
+    assert res.returncode == 0, res.stderr
+    for n in (50, 100):
+        d = tmp_path / "out" / f"imgs_Robust_{n}"
+        assert (d / "a.png").is_file() and (d / "sub" / "b.jpg").is_file()
+        assert len((d / "degradations.jsonl").read_text().splitlines()) == 2
