@@ -1,46 +1,69 @@
 """robustgen: degradation-aware reasoning datasets for vision-language models.
 
-import robustgen as rg
-out, rec = rg.degrade(image, "motion_blur", severity=0.5, seed=0)
-assert (rg.replay(image, [rec]) == out).all()
+    import robustgen as rg
+    out, rec = rg.degrade(image, "motion_blur", severity=0.5, seed=0)
+    assert (rg.replay(image, [rec]) == out).all()
+
+Names are loaded lazily, so ``import robustgen.train`` or ``robustgen.schemas`` on a training box
+pulls in neither OpenCV nor Ray.
 """
 
-from robustgen.degrade import (
-    Degrader,
-    Recipe,
-    StrictParams,
-    apply_plan,
-    degrade,
-    degraders,
-    read_image,
-    register,
-    replay,
-    to_rgb_uint8,
-    write_image,
-)
-from robustgen.errors import ImageError, RecipeError, RobustgenError, UnknownDegraderError
-from robustgen.schemas import AppliedDegradation, DegradationPlan, Stage
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AppliedDegradation",
-    "DegradationPlan",
-    "Degrader",
-    "ImageError",
-    "Recipe",
-    "RecipeError",
-    "RobustgenError",
-    "Stage",
-    "StrictParams",
-    "UnknownDegraderError",
-    "__version__",
-    "apply_plan",
-    "degrade",
-    "degraders",
-    "read_image",
-    "register",
-    "replay",
-    "to_rgb_uint8",
-    "write_image",
-]
+_LAZY = {
+    "Degrader": "robustgen.degrade",
+    "Recipe": "robustgen.degrade",
+    "StrictParams": "robustgen.degrade",
+    "apply_plan": "robustgen.degrade",
+    "degrade": "robustgen.degrade",
+    "degraders": "robustgen.degrade",
+    "read_image": "robustgen.degrade",
+    "register": "robustgen.degrade",
+    "replay": "robustgen.degrade",
+    "to_rgb_uint8": "robustgen.degrade",
+    "write_image": "robustgen.degrade",
+    "ImageError": "robustgen.errors",
+    "RecipeError": "robustgen.errors",
+    "RobustgenError": "robustgen.errors",
+    "UnknownDegraderError": "robustgen.errors",
+    "AppliedDegradation": "robustgen.schemas",
+    "DegradationPlan": "robustgen.schemas",
+    "Stage": "robustgen.schemas",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        if name in ("schemas", "degrade", "annotate", "pipelines", "train", "errors", "cli"):
+            return importlib.import_module(f"robustgen.{name}")
+        raise AttributeError(f"module 'robustgen' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+class _Package(types.ModuleType):
+    """``rg.degrade`` is the function; importing the ``robustgen.degrade`` subpackage must not replace it
+    (the import system binds a loaded subpackage onto its parent)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "degrade" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

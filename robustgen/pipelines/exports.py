@@ -10,25 +10,14 @@ from pathlib import Path
 from robustgen.errors import RobustgenError
 from robustgen.pipelines.dataset import Dataset, validate_dataset
 from robustgen.schemas import DatasetRecord
+from robustgen.schemas.chain import ROBUST_R1_INSTRUCTION
+from robustgen.schemas.chain import question_text as _question_text
 
 EXPORT_FORMATS = ("llamafactory", "robust-r1", "trl")
 
-#: the instruction that asks a model for the Robust-R1 tagged chain (appended to every question)
-ROBUST_R1_INSTRUCTION = (
-    "The image may be degraded. First name each degradation with its severity from 0 to 1 inside "
-    "<TYPE>...<TYPE_END> (for example motion blur(0.47), compression(0.33)), then explain how the degradations "
-    "affect what can be seen inside <INFLUENCE>...<INFLUENCE_END>, reason about the content as if the image were "
-    "clean inside <REASONING>...<REASONING_END>, summarise inside <CONCLUSION>...<CONCLUSION_END>, and give the "
-    "final answer inside <ANSWER>...<ANSWER_END>."
-)
-
 
 def question_text(rec: DatasetRecord) -> str:
-    """The question as shown to the model: multiple-choice options listed unless already in it."""
-    q = rec.question.strip()
-    if rec.choices and not all(f"{i}. {c}" in q for i, c in enumerate(rec.choices)):
-        q += "\n" + "\n".join(f"{i}. {c}" for i, c in enumerate(rec.choices))
-    return q
+    return _question_text(rec.question, rec.choices)
 
 
 def _place_image(src: Path, dst: Path) -> None:

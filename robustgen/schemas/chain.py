@@ -20,6 +20,24 @@ TAGS: tuple[str, ...] = tuple(t for s in SECTIONS for t in (f"<{s}>", f"<{s}_END
 _LABEL_FORBIDDEN = set("(),<>\n")
 
 
+#: the instruction that asks a model for the Robust-R1 tagged chain (appended to every question)
+ROBUST_R1_INSTRUCTION = (
+    "The image may be degraded. First name each degradation with its severity from 0 to 1 inside "
+    "<TYPE>...<TYPE_END> (for example motion blur(0.47), compression(0.33)), then explain how the degradations "
+    "affect what can be seen inside <INFLUENCE>...<INFLUENCE_END>, reason about the content as if the image were "
+    "clean inside <REASONING>...<REASONING_END>, summarise inside <CONCLUSION>...<CONCLUSION_END>, and give the "
+    "final answer inside <ANSWER>...<ANSWER_END>."
+)
+
+
+def question_text(question: str, choices: list[str] | None) -> str:
+    """The question as shown to a model: multiple-choice options listed unless already in it."""
+    q = question.strip()
+    if choices and not all(f"{i}. {c}" in q for i, c in enumerate(choices)):
+        q += "\n" + "\n".join(f"{i}. {c}" for i, c in enumerate(choices))
+    return q
+
+
 class ChainParseError(ValueError):
     """Tagged text that does not parse; ``position`` is the index of the first problem."""
 
