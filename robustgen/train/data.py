@@ -1,0 +1,59 @@
+"""Training data: a robustgen dataset folder or its ``trl`` export, as a Hugging Face ``Dataset``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from robustgen.schemas import DatasetRecord
+from robustgen.schemas.chain import ROBUST_R1_INSTRUCTION, question_text
+
+
+def _rows_from_folder(root: Path):
+    from PIL import Image
+
+    records = []
+    for shard in sorted((root / "data").glob("*.jsonl")):
+        records += [DatasetRecord.model_validate_json(line) for line in shard.read_text().splitlines() if line.strip()]
+    for rec in sorted(records, key=lambda r: r.id):
+        with Image.open(root / rec.image) as im:
+            image = im.convert("RGB")
+        yield {
+            "id": rec.id,
+            "prompt": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image", "text": None},
+                        {
+                            "type": "text",
+                            "text": f"{question_text(rec.question, rec.choices)}\n{ROBUST_R1_INSTRUCTION}",
+                        },
+                    ],
+                }
+            ],
+            "images": [image],
+            "solution": rec.response,
+            "answer": rec.chain.answer,
+            "degradations": json.dumps([d.model_dump(mode="json") for d in rec.degradations]),
+        }
+
+
+def load_training_dataset(path: str | Path):
+    """A ``datasets.Dataset`` with prompt, images, solution, answer, degradations (the ``trl`` export layout)."""
+    import datasets
+
+    path = Path(path)
+    if path.is_dir() and (path / "manifest.json").is_file():
+        return datasets.Dataset.from_list(list(_rows_from_folder(path)))
+    parquet = path / "train.parquet" if path.is_dir() else path
+    if parquet.suffix == ".parquet" and parquet.is_file():
+        return datasets.load_dataset("parquet", data_files=str(parquet), split="train")
+    raise ValueError(f"{path}: expected a robustgen dataset folder or its trl export (train.parquet)")
+
+
+def with_completions(ds):
+    """Add the conversational ``completion`` column SFT trains on (the reference chain)."""
+    return ds.map(
+        lambda row: {"completion": [{"role": "assistant", "content": [{"type": "text", "text": row["solution"]}]}]}
+    )
