@@ -25,6 +25,8 @@ from robustgen.pipelines import process
 from robustgen.pipelines.output import DATA_DIR, FAILURES, MANIFEST, RUN_FILE, WORK_DIR, Output
 from robustgen.pipelines.sources import read_source
 
+#: rows per input chunk: one Ray task reads, degrades (and for the template teacher annotates) a chunk
+CHUNK_ROWS = 64
 SPEED_SETTINGS = {"timeout_s", "max_retries", "backoff_s", "rpm", "tpm", "concurrency", "max_cost", "cache_dir"}
 
 
@@ -210,7 +212,7 @@ def stream_inputs(cfg: SynthConfig, out: Output, done: set[str]) -> tuple[list[s
         if buf:
             rel = f"{WORK_DIR}/inputs/chunk-{len(chunks):05d}.jsonl"
             out.write_text(rel, "".join(buf))
-            chunks.append(out.path(rel))
+            chunks.append(rel)
             buf.clear()
 
     for row in rows:
@@ -231,7 +233,7 @@ def stream_inputs(cfg: SynthConfig, out: Output, done: set[str]) -> tuple[list[s
         if row["id"] in done:
             continue
         buf.append(json.dumps(row) + "\n")
-        if len(buf) >= 256:
+        if len(buf) >= CHUNK_ROWS:
             flush()
     flush()
     lines = "".join(json.dumps(f, sort_keys=True) + "\n" for f in read_failures)
@@ -264,6 +266,37 @@ def _init_ray(cfg: SynthConfig) -> None:
         ray.init(num_cpus=cfg.workers, **kwargs)
 
 
+def _chunk_lines(out_uri: str, rel: str) -> list[str]:
+    out = _cached("out", out_uri, lambda: Output(out_uri))
+    return [line for line in out.read_text(rel).splitlines() if line.strip()]
+
+
+def degrade_chunks(batch, *, recipe: dict, seed: int, out_uri: str, image_format: str, batch_size: int):
+    """Read whole input chunks and degrade them inside one task (no per-row hop through Ray)."""
+    payloads: list[str] = []
+    for rel in batch["chunk"]:
+        lines = _chunk_lines(out_uri, rel)
+        for i in range(0, len(lines), batch_size):
+            sub = {"text": np.array(lines[i : i + batch_size], dtype=object)}
+            res = degrade_batch(sub, recipe=recipe, seed=seed, out_uri=out_uri, image_format=image_format)
+            payloads += list(res["payload"])
+    return {"payload": np.array(payloads, dtype=object)}
+
+
+def template_chunks(batch, *, recipe: dict, seed: int, out_uri: str, image_format: str, batch_size: int):
+    """Template teacher: read, degrade, annotate and write whole chunks in one task, a shard per batch."""
+    progress: dict[str, list] = {"id": [], "ok": [], "tokens": [], "cost": []}
+    for rel in batch["chunk"]:
+        lines = _chunk_lines(out_uri, rel)
+        for i in range(0, len(lines), batch_size):
+            sub = {"text": np.array(lines[i : i + batch_size], dtype=object)}
+            res = degrade_batch(sub, recipe=recipe, seed=seed, out_uri=out_uri, image_format=image_format)
+            done = annotate_batch(res, recipe=recipe, out_uri=out_uri)
+            for k in progress:
+                progress[k] += list(done[k])
+    return {k: np.array(v, dtype=object) for k, v in progress.items()}
+
+
 def run_pipeline(cfg: SynthConfig, chunks: list[str], on_row: Callable[[dict], None]) -> None:
     import ray
 
@@ -272,25 +305,30 @@ def run_pipeline(cfg: SynthConfig, chunks: list[str], on_row: Callable[[dict], N
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     recipe = Recipe.from_dict(cfg.recipe).to_dict()
     out_uri = Output(cfg.out).uri
-    ds = ray.data.read_text(chunks)
-    ds = ds.map_batches(
-        degrade_batch,
-        batch_size=cfg.batch_size,
-        fn_kwargs={"recipe": recipe, "seed": cfg.seed, "out_uri": out_uri, "image_format": cfg.image_format},
-    )
+    kwargs = {
+        "recipe": recipe,
+        "seed": cfg.seed,
+        "out_uri": out_uri,
+        "image_format": cfg.image_format,
+        "batch_size": cfg.batch_size,
+    }
+    # one item per input chunk; a task takes one chunk, so Ray sees few, coarse tasks
+    ds = ray.data.from_items([{"chunk": c} for c in chunks], override_num_blocks=len(chunks))
     if cfg.teacher == "openai":
         oc = (cfg.openai or OpenAITeacherConfig()).model_dump()
         if oc.get("cache_dir") is None:
             oc["cache_dir"] = Output(cfg.out).path(f"{WORK_DIR}/teacher-cache")
+        ds = ds.map_batches(degrade_chunks, batch_size=1, fn_kwargs=kwargs)
         ds = ds.map_batches(
             AnnotateActor,
-            batch_size=max(cfg.batch_size, 2 * oc["concurrency"]),
+            batch_size=max(cfg.batch_size, oc["concurrency"]),
             fn_constructor_kwargs={"recipe": recipe, "out_uri": out_uri, "openai_cfg": oc},
             compute=ray.data.ActorPoolStrategy(size=1),
             num_cpus=0.5,
+            max_concurrency=8,  # batches in flight on the actor's event loop; requests bounded by the teacher
         )
     else:
-        ds = ds.map_batches(annotate_batch, batch_size=cfg.batch_size, fn_kwargs={"recipe": recipe, "out_uri": out_uri})
+        ds = ds.map_batches(template_chunks, batch_size=1, fn_kwargs=kwargs)
     for row in ds.iter_rows():
         on_row(row)
 
