@@ -19,7 +19,7 @@ class TeacherInput:
     degraded: np.ndarray | None
     degradations: list[AppliedDegradation]
     question: str
-    answer: str
+    answer: str | None  # None: open-ended (no ground truth; the teacher answers from the image)
     choices: list[str] | None = None
     rationale: str | None = None
     band: LengthBand = field(default_factory=LengthBand)

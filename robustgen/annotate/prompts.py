@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from robustgen.annotate.wording import answer_phrase
 from robustgen.schemas import AppliedDegradation
 
-PROMPT_VERSION = "robustgen-prompts-1"
+PROMPT_VERSION = "robustgen-prompts-2"
 
 SYSTEM = (
     "You write training data for a vision-language model that must reason robustly about degraded images. "
@@ -79,20 +79,27 @@ def answer_rule(choices: list[str] | None) -> str:
     return "The answer field must be the correct answer in a few words, nothing else."
 
 
+def known_answer(answer: str | None, choices: list[str] | None, rationale: str | None) -> str:
+    """The line that gives the teacher the ground truth (or says there is none)."""
+    if not answer:
+        return "There is no reference answer: answer from what the image shows."
+    hint = f"\nA note from the dataset on why it is right: {rationale.strip()}" if rationale else ""
+    return f"Correct answer: {answer_phrase(answer, choices)}{hint}"
+
+
 def single_task(
     question: str,
     choices: list[str] | None,
-    answer: str,
+    answer: str | None,
     records: list[AppliedDegradation],
     words: tuple[int, int],
     rationale: str | None,
 ) -> str:
     lo, hi = words
-    hint = f"\nA note from the dataset on why it is right: {rationale.strip()}" if rationale else ""
     return (
         f"Question:\n{describe_question(question, choices)}\n\n"
         f"Degradations applied to the image:\n{describe_degradations(records)}\n\n"
-        f"Correct answer: {answer_phrase(answer, choices)}{hint}\n\n"
+        f"{known_answer(answer, choices, rationale)}\n\n"
         "Write a JSON object with these keys:\n"
         "- influence: how these degradations change what can be seen in this image (1-3 sentences);\n"
         f"- reasoning: reason step by step about the content as if the image were clean, between {lo} and {hi} "
@@ -114,26 +121,25 @@ def influence_task(records: list[AppliedDegradation]) -> str:
 def reasoning_task(
     question: str,
     choices: list[str] | None,
-    answer: str,
+    answer: str | None,
     records: list[AppliedDegradation],
     influence: str,
     words: tuple[int, int],
     rationale: str | None,
 ) -> str:
     lo, hi = words
-    hint = f"\nA note from the dataset on why it is right: {rationale.strip()}" if rationale else ""
     return (
         f"The image is degraded by:\n{describe_degradations(records)}\nTheir influence: {influence}\n\n"
-        f"Question:\n{describe_question(question, choices)}\nCorrect answer: {answer_phrase(answer, choices)}{hint}\n\n"
+        f"Question:\n{describe_question(question, choices)}\n{known_answer(answer, choices, rationale)}\n\n"
         'Reply with a JSON object {"reasoning": ...}: step-by-step reasoning about the content as if the image '
         f"were clean, between {lo} and {hi} words, leading to the correct answer without saying it was given."
     )
 
 
-def conclusion_task(question: str, choices: list[str] | None, answer: str, reasoning: str) -> str:
+def conclusion_task(question: str, choices: list[str] | None, answer: str | None, reasoning: str) -> str:
     return (
         f"Question:\n{describe_question(question, choices)}\nReasoning: {reasoning}\n"
-        f"Correct answer: {answer_phrase(answer, choices)}\n\n"
+        f"{known_answer(answer, choices, None)}\n\n"
         'Reply with a JSON object {"conclusion": ..., "answer": ...}: the conclusion in one sentence, and the '
         f"answer. {answer_rule(choices)}"
     )

@@ -106,6 +106,8 @@ class TemplateTeacher:
         )
 
     async def annotate(self, item: TeacherInput) -> TeacherResult:
+        if not item.answer:
+            raise TeacherFailure("the template teacher needs a ground-truth answer and this sample has none")
         chain = self.chain_for(item)
         problems = check_chain(chain, item.degradations, item.answer, item.choices, item.band)
         if problems:

@@ -28,17 +28,18 @@ def word_count(text: str) -> int:
 def check_chain(
     chain: ReasoningChain,
     degradations: list[AppliedDegradation],
-    truth: str,
+    truth: str | None,
     choices: list[str] | None,
     band: LengthBand,
 ) -> list[str]:
-    """Every problem with ``chain``, each a short sentence a model can act on; empty when it passes."""
+    """Every problem with ``chain``, each a short sentence a model can act on; empty when it passes.
+    ``truth`` None (an open-ended row) skips the answer check; an answer is still required."""
     problems = []
     if chain.types != expected_types(degradations):
         problems.append(f"TYPE must be exactly {expected_types(degradations)}, got {chain.types}")
     if not chain.answer:
         problems.append("the answer is missing")
-    elif not answer_matches(chain.answer, truth, choices):
+    elif truth and not answer_matches(chain.answer, truth, choices):
         problems.append(f"the answer {chain.answer!r} does not match the known correct answer")
     total = sum(d.severity for d in degradations)
     lo, hi = band.bounds(total)

@@ -323,9 +323,11 @@ def run_pipeline(cfg: SynthConfig, chunks: list[str], on_row: Callable[[dict], N
             AnnotateActor,
             batch_size=max(cfg.batch_size, oc["concurrency"]),
             fn_constructor_kwargs={"recipe": recipe, "out_uri": out_uri, "openai_cfg": oc},
-            compute=ray.data.ActorPoolStrategy(size=1),
+            # several batches in flight on the actor's event loop; requests are bounded by the teacher
+            compute=ray.data.ActorPoolStrategy(
+                size=1, max_concurrent_calls_per_actor=8, max_tasks_in_flight_per_actor=8
+            ),
             num_cpus=0.5,
-            max_concurrency=8,  # batches in flight on the actor's event loop; requests bounded by the teacher
         )
     else:
         ds = ds.map_batches(template_chunks, batch_size=1, fn_kwargs=kwargs)
@@ -414,6 +416,19 @@ def synth(
     """Run (or resume) a synth job. ``RobustgenError`` for usage problems; bad rows become failures."""
     started = time.time()
     Recipe.from_dict(cfg.recipe)  # fail fast on a bad recipe
+    if cfg.teacher == "template" and cfg.source != "samples":
+        from robustgen.pipelines.sources import detect_format
+
+        fmt = (
+            cfg.format
+            if cfg.format != "auto"
+            else (detect_format(Path(cfg.source)) if Path(cfg.source).exists() else "auto")
+        )
+        if fmt == "folder":
+            raise RobustgenError(
+                f"{cfg.source}: a folder of images has no ground-truth answers and the template "
+                "teacher never invents them; use --teacher openai (with --question) for folders"
+            )
     out = Output(cfg.out)
     prepare_output(cfg, out)
     # finished earlier: written, or failed after reading (read failures are simply read again)

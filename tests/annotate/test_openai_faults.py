@@ -239,3 +239,12 @@ def test_missing_key_for_openai_proper_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(rg.RobustgenError, match=r"needs an API key in \$OPENAI_API_KEY"):
         OpenAITeacher(OpenAITeacherConfig())
+
+
+def test_open_ended_rows_have_no_answer_check_but_need_an_answer(server, item):
+    from dataclasses import replace
+
+    open_item = replace(item, answer=None, choices=None)
+    res = run(teacher(server.url).annotate(open_item))
+    assert res.chain.answer == "unknown"  # whatever the model answered: there is no ground truth to match
+    assert "There is no reference answer" in json.dumps(server.requests[0]["messages"])

@@ -300,3 +300,30 @@ def test_dry_run_counts_and_estimates_without_sending(tmp_path):
         assert res.returncode == 0, res.stderr
         assert "estimated prompt tokens" in res.stdout and "estimated cost" in res.stdout
         assert server.requests == []
+
+
+def test_folder_source_needs_a_teacher_that_can_answer(image_dir, tmp_path):
+    res = synth("--out", tmp_path / "f", "--source", image_dir)
+    assert res.returncode == 2 and "use --teacher openai" in res.stderr
+    with FakeOpenAI() as server:
+        res = synth(
+            "--out",
+            tmp_path / "g",
+            "--source",
+            image_dir,
+            "--teacher",
+            "openai",
+            "--base-url",
+            server.url,
+            "--model",
+            "fake",
+            "--api-key-env",
+            "ROBUSTGEN_TEST_KEY",
+            "--question",
+            "What is shown?",
+            "--structured-output",
+            "json_schema",
+        )
+        assert res.returncode == 0, res.stderr
+    recs = records(tmp_path / "g")
+    assert len(recs) == 4 and all(r["answer"] is None and r["question"] == "What is shown?" for r in recs)
