@@ -234,10 +234,8 @@ class OpenAITeacher:
             return None, [f"the reply was cut off at {self.config.max_tokens} tokens; be more concise"]
         try:
             data = parse_json_reply(reply.content)
-            return model.model_validate(
-                {k: data.get(k) for k in model.model_fields}
-                | {k: v for k, v in data.items() if k in model.model_fields}
-            ), []
+            # extra keys a model adds are ignored; missing or non-string ones fail validation -> re-ask
+            return model.model_validate({k: data.get(k) for k in model.model_fields}), []
         except ValueError as exc:  # includes pydantic's ValidationError
             msg = " ".join(str(exc).split())[:200] if not isinstance(exc, ValidationError) else _first_error(exc)
             return None, [f"the reply was not the JSON object asked for ({msg})"]

@@ -10,7 +10,7 @@ import platform
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -457,12 +457,3 @@ def _ids_in_read(out: Output) -> set[str]:
     if not out.exists(rel):
         return set()
     return {json.loads(line)["id"] for line in out.read_text(rel).splitlines() if line.strip()}
-
-
-def iter_records(out_dir: str) -> Iterator[dict[str, Any]]:
-    """All records of a dataset, sorted by id."""
-    out = Output(out_dir)
-    records = []
-    for shard in out.list(DATA_DIR, ".jsonl"):
-        records += [json.loads(line) for line in out.read_text(shard).splitlines() if line.strip()]
-    yield from sorted(records, key=lambda r: r["id"])

@@ -44,10 +44,6 @@ class Output:
     def path(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
 
-    def local_path(self, rel: str) -> Path | None:
-        """The path on this machine's disk, when the filesystem is local."""
-        return Path(self.path(rel)) if isinstance(self.fs, pafs.LocalFileSystem) else None
-
     def exists(self, rel: str = "") -> bool:
         return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
 
