@@ -235,6 +235,7 @@ def synth(
     ray_address: Annotated[str | None, typer.Option(help="join an existing Ray cluster")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count and estimate; send nothing")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace what --out holds")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="on resume, try earlier failures again")] = False,
     image_format: Annotated[str, typer.Option(help="jpg (q95) or png (lossless)")] = "jpg",
     question: Annotated[str | None, typer.Option(help="folder sources: the question to ask")] = None,
     coco_root: Annotated[str | None, typer.Option(help="aokvqa: folder holding <split>2017/")] = None,
@@ -303,6 +304,8 @@ def synth(
                 coco_root=coco_root,
                 split=split,
                 overwrite=overwrite,
+                batch_size=batch_size,
+                retry_failed=retry_failed,
             )
         except ValueError as exc:
             raise RobustgenError(str(exc).splitlines()[-1].strip()) from None

@@ -23,6 +23,7 @@ class TeacherInput:
     choices: list[str] | None = None
     rationale: str | None = None
     band: LengthBand = field(default_factory=LengthBand)
+    fresh: bool = False  # ask again instead of reusing cached replies (a retried failure)
 
     @property
     def total_severity(self) -> float:

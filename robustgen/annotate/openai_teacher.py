@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import hashlib
 import json
 import os
@@ -32,6 +33,8 @@ from robustgen.errors import RobustgenError
 from robustgen.schemas import ReasoningChain, TeacherInfo, TeacherResult, Usage
 
 StructuredMode = Literal["json_schema", "json_object", "prompt"]
+#: set while annotating a sample whose cached replies must not be reused (``synth --retry-failed``)
+_FRESH: contextvars.ContextVar[bool] = contextvars.ContextVar("robustgen_teacher_fresh", default=False)
 LADDER: tuple[StructuredMode, ...] = ("json_schema", "json_object", "prompt")
 
 
@@ -253,7 +256,7 @@ class OpenAITeacher:
                 "schema": prompts.schema_hash(schema),
             }
             key = cache_key(material)
-            if (hit := self.cache.get(key)) is not None:
+            if not _FRESH.get() and (hit := self.cache.get(key)) is not None:
                 usage.cache_hits += 1
                 return _Reply(**hit)
         resp = await self.transport.chat(body, usage, estimated_tokens=self.config.max_tokens + 800)
@@ -285,6 +288,7 @@ class OpenAITeacher:
     # ---- annotate ---------------------------------------------------------------------------------
     async def annotate(self, item: TeacherInput) -> TeacherResult:
         usage = Usage()
+        _FRESH.set(item.fresh)  # this task's context only
         try:
             if self.config.mode == "staged":
                 chain = await self._staged(item, usage)

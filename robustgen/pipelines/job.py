@@ -51,6 +51,7 @@ class SynthConfig(BaseModel):
     split: str | None = None
     batch_size: int = Field(default=16, ge=1)
     overwrite: bool = False
+    retry_failed: bool = Field(default=False, description="on resume, process earlier failures again")
 
     def fingerprint(self) -> dict[str, Any]:
         """Settings that change the dataset (not speed, workers or paths of caches)."""
@@ -201,7 +202,9 @@ def prepare_output(cfg: SynthConfig, out: Output) -> None:
     out.clean_temporaries()
 
 
-def stream_inputs(cfg: SynthConfig, out: Output, done: set[str]) -> tuple[list[str], int, list[dict]]:
+def stream_inputs(
+    cfg: SynthConfig, out: Output, done: set[str], retry: set[str] = frozenset()
+) -> tuple[list[str], int, list[dict]]:
     """Write pending rows to input chunks for Ray; returns (chunk paths, total rows, read failures)."""
     out.delete(f"{WORK_DIR}/inputs")
     chunks, buf, total, read_failures = [], [], 0, []
@@ -232,6 +235,8 @@ def stream_inputs(cfg: SynthConfig, out: Output, done: set[str]) -> tuple[list[s
             continue
         if row["id"] in done:
             continue
+        if row["id"] in retry:
+            row["retry"] = True  # its cached teacher replies led to the failure: ask afresh
         buf.append(json.dumps(row) + "\n")
         if len(buf) >= CHUNK_ROWS:
             flush()
@@ -431,9 +436,14 @@ def synth(
             )
     out = Output(cfg.out)
     prepare_output(cfg, out)
+    retry: set[str] = set()
+    if cfg.retry_failed:
+        retry = _ids_in(out, f"{WORK_DIR}/failures") - _ids_in_read(out)
+        for shard in out.list(f"{WORK_DIR}/failures", ".jsonl"):
+            out.delete(shard)
     # finished earlier: written, or failed after reading (read failures are simply read again)
     done = _ids_in(out, DATA_DIR) | (_ids_in(out, f"{WORK_DIR}/failures") - _ids_in_read(out))
-    chunks, total, read_failures = stream_inputs(cfg, out, done)
+    chunks, total, read_failures = stream_inputs(cfg, out, done, retry)
     pending = total - len(read_failures) - len(done)
     if on_start:
         on_start(max(0, pending))

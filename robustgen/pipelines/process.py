@@ -137,6 +137,7 @@ def teacher_input(
         choices=rec["choices"],
         rationale=rec["rationale"],
         band=band,
+        fresh=bool(row.get("retry")),
     )
 
 

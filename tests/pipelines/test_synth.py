@@ -109,6 +109,8 @@ def test_same_dataset_with_one_or_two_workers_and_any_batch_size(good_jsonl, tmp
     assert synth("--out", b, "--source", good_jsonl, "--workers", 2, "--batch-size", 2).returncode == 0
     assert records(a) == records(b) and len(records(a)) == 12
     assert image_bytes(a) == image_bytes(b)
+    # one shard per batch: the batch size is honoured, and does not change the dataset
+    assert len(list((a / "data").glob("*.jsonl"))) == 3 and len(list((b / "data").glob("*.jsonl"))) == 6
 
 
 def test_rerun_refuses_other_settings_and_overwrite_starts_over(tmp_path):
@@ -327,3 +329,49 @@ def test_folder_source_needs_a_teacher_that_can_answer(image_dir, tmp_path):
         assert res.returncode == 0, res.stderr
     recs = records(tmp_path / "g")
     assert len(recs) == 4 and all(r["answer"] is None and r["question"] == "What is shown?" for r in recs)
+
+
+def test_failures_stay_failed_on_resume_unless_retry_failed(good_jsonl, tmp_path):
+    from ..annotate.fake_openai import good_reply
+
+    def wrong(body):
+        content, finish = good_reply(body)
+        data = json.loads(content)
+        if "answer" in data:
+            data["answer"] = "0"  # every row's truth is "1"
+        return json.dumps(data), finish
+
+    with FakeOpenAI(replier=wrong) as server:
+        args = [
+            "--out",
+            tmp_path / "ds",
+            "--source",
+            good_jsonl,
+            "--limit",
+            4,
+            "--teacher",
+            "openai",
+            "--base-url",
+            server.url,
+            "--model",
+            "fake",
+            "--api-key-env",
+            "ROBUSTGEN_TEST_KEY",
+            "--structured-output",
+            "json_schema",
+            "--max-reasks",
+            1,
+            "--batch-size",
+            3,
+        ]
+        first = synth(*args)
+        assert first.returncode == 3 and len(failures(tmp_path / "ds")) == 4
+        n = len(server.requests)
+        again = synth(*args)
+        assert again.returncode == 3 and len(server.requests) == n  # failures are final on a plain resume
+        server.replier = good_reply
+        retried = synth(*args, "--retry-failed")
+        assert retried.returncode == 0, retried.stderr
+    assert len(records(tmp_path / "ds")) == 4 and failures(tmp_path / "ds") == []
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["counts"] == {"total": 4, "written": 4, "failed": 0}
