@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from robustgen.degrade import registry
 from robustgen.degrade.apply import replay
@@ -26,8 +28,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
+out = Console(markup=False, highlight=False)  # plain output: paths and ids are never read as markup
 err = Console(stderr=True)
+
+
+def complain(tag: str, color: str, text: object) -> None:
+    """One line on stderr: a coloured tag, then the (escaped) message."""
+    err.print(f"[{color}]{tag}:[/{color}] {escape(str(text))}", highlight=False, soft_wrap=True)
+
 
 EXIT_USAGE = 2
 EXIT_SOME_FAILED = 3
@@ -40,7 +48,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except RobustgenError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        complain("error", "red", exc)
         raise typer.Exit(EXIT_USAGE) from None
 
 
@@ -137,7 +145,7 @@ def degrade(
             write_image(target, result)
         except RobustgenError as exc:
             failed += 1
-            err.print(f"[yellow]skipped:[/yellow] {exc}", highlight=False, soft_wrap=True)
+            complain("skipped", "yellow", exc)
             _append_jsonl(failures, {"id": sid, "source": ref, "reason": str(exc)})
             continue
         _append_jsonl(
@@ -186,12 +194,12 @@ def replay_cmd(
             except (ValueError, KeyError, TypeError, RobustgenError) as exc:
                 bad += 1
                 msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                err.print(f"[yellow]skipped:[/yellow] {where}: {msg}", highlight=False, soft_wrap=True)
+                complain("skipped", "yellow", f"{where}: {msg}")
                 continue
             done += 1
             if check and pixel_sha256(result) != row.get("sha256"):
                 mismatched += 1
-                err.print(f"[red]mismatch:[/red] {where}: {row['id']} differs from the recorded hash", highlight=False)
+                complain("mismatch", "red", f"{where}: {row['id']} differs from the recorded hash")
     verdict = f"; {done - mismatched}/{done} match their recorded hash" if check else ""
     out.print(f"replayed {done} image(s) into {out_dir}{verdict}")
     if mismatched:
@@ -320,10 +328,8 @@ def synth(
             raise
         except Exception as exc:  # Ray or the filesystem failed under us: say so in one line
             first = (str(exc).strip().splitlines() or [""])[0][:300]
-            err.print(
-                f"[red]error:[/red] the run stopped: {type(exc).__name__}: {first}; re-run the same command to resume",
-                highlight=False,
-                soft_wrap=True,
+            complain(
+                "error", "red", f"the run stopped: {type(exc).__name__}: {first}; re-run the same command to resume"
             )
             raise typer.Exit(1) from None
     out.print(
@@ -332,7 +338,7 @@ def synth(
         + (f"; {summary.tokens} tokens, ${summary.cost_usd:.4f}" if summary.tokens else "")
     )
     for reason, n in list(summary.failure_reasons.items())[:5]:
-        err.print(f"  {n} x {reason}", highlight=False)
+        err.print(f"  {n} x {escape(reason)}", highlight=False)
     if export_to:
         from robustgen.pipelines.exports import export
 
@@ -397,9 +403,9 @@ def validate_cmd(dataset: Annotated[Path, typer.Argument(help="a folder written 
     with user_errors():
         problems = validate_dataset(dataset)
     for p in problems:
-        err.print(f"[red]problem:[/red] {p}", highlight=False, soft_wrap=True)
+        complain("problem", "red", p)
     if problems:
-        err.print(f"{len(problems)} problem(s) in {dataset}")
+        err.print(f"{len(problems)} problem(s) in {escape(str(dataset))}")
         raise typer.Exit(1)
     out.print(f"{dataset}: valid")
 
@@ -420,7 +426,7 @@ def stats_cmd(
     table.add_column("stage / degrader")
     table.add_column("count", justify="right")
     for stage in Stage:
-        table.add_row(f"[bold]{stage.value}", str(st["by_stage"][stage.value]))
+        table.add_row(Text(stage.value, style="bold"), str(st["by_stage"][stage.value]))
     for name, n in st["by_name"].most_common(10):
         table.add_row(f"  {name}", str(n))
     out.print(table)
@@ -450,7 +456,9 @@ def corrupt_eval_cmd(
         out.print(f"wrote {p}")
 
 
-train_app = typer.Typer(help="GRPO / SFT on TRL (needs: pip install 'robustgen[train]').", no_args_is_help=True)
+train_app = typer.Typer(
+    help="GRPO / SFT on TRL (needs the train extra: torch, transformers, trl).", no_args_is_help=True
+)
 app.add_typer(train_app, name="train")
 
 

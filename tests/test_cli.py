@@ -113,3 +113,15 @@ def test_list_stage_filter():
     res = run("list", "--stage", "transmission", "--json")
     stages = {r["stage"] for r in json.loads(res.stdout)}
     assert stages == {"transmission"}
+
+
+def test_names_that_look_like_markup_are_printed_verbatim(tmp_path):
+    weird = tmp_path / "[red]odd[x] [bold].png"
+    weird.write_bytes(b"not an image")
+    res = run("degrade", weird, "--out", tmp_path / "o")
+    assert res.returncode == 3
+    assert "[red]odd[x] [bold].png: not a readable image" in res.stderr and "Traceback" not in res.stderr
+    bad = tmp_path / "r.yaml"
+    bad.write_text("degraders: [fog, motionblur]\n")
+    res = run("degrade", "--samples", "--recipe", bad, "--out", tmp_path / "o2")
+    assert res.returncode == 2 and "degraders[1]: unknown degrader" in res.stderr
