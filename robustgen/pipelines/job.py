@@ -341,16 +341,23 @@ def run_pipeline(cfg: SynthConfig, chunks: list[str], on_row: Callable[[dict], N
 
 
 def finish(
-    cfg: SynthConfig, out: Output, total: int, resumed: int, started: float, tokens: int, cost: float
+    cfg: SynthConfig,
+    out: Output,
+    total: int,
+    resumed: int,
+    started: float,
+    tokens: int,
+    cost: float,
+    written_ids: set[str],
 ) -> SynthSummary:
-    """Merge failure shards into failures.jsonl (sorted by id) and write the manifest."""
+    """Merge failure shards into failures.jsonl (sorted by id) and write the manifest. ``written_ids``: the
+    ids in data shards (known from the start-up scan plus this run's progress rows: no second full read)."""
     failures: dict[str, dict] = {}
     for shard in out.list(f"{WORK_DIR}/failures", ".jsonl"):
         for line in out.read_text(shard).splitlines():
             if line.strip():
                 f = json.loads(line)
                 failures[f["id"]] = f
-    written_ids = _ids_in(out, DATA_DIR)
     for sid in written_ids:
         failures.pop(sid, None)  # a later run wrote it after all
     ordered = [failures[k] for k in sorted(failures)]
@@ -442,7 +449,8 @@ def synth(
         for shard in out.list(f"{WORK_DIR}/failures", ".jsonl"):
             out.delete(shard)
     # finished earlier: written, or failed after reading (read failures are simply read again)
-    done = _ids_in(out, DATA_DIR) | (_ids_in(out, f"{WORK_DIR}/failures") - _ids_in_read(out))
+    written = _ids_in(out, DATA_DIR)
+    done = written | (_ids_in(out, f"{WORK_DIR}/failures") - _ids_in_read(out))
     chunks, total, read_failures = stream_inputs(cfg, out, done, retry)
     pending = total - len(read_failures) - len(done)
     if on_start:
@@ -455,11 +463,13 @@ def synth(
             nonlocal tokens, cost
             tokens += int(row["tokens"])
             cost += float(row["cost"])
+            if row["ok"]:
+                written.add(row["id"])
             if on_progress:
                 on_progress(row)
 
         run_pipeline(cfg, chunks, on_row)
-    return finish(cfg, out, total, len(done), started, tokens, cost)
+    return finish(cfg, out, total, len(done), started, tokens, cost, written)
 
 
 def _ids_in_read(out: Output) -> set[str]:
