@@ -1,9 +1,7 @@
 """The command line as a user runs it: the installed ``robustgen`` script, real files."""
 
 import json
-import shutil
 import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -11,12 +9,11 @@ import pytest
 
 from robustgen.degrade.image import read_image, write_image
 
-EXE = shutil.which("robustgen") or ""
+from .helpers import robustgen_cmd
 
 
 def run(*args, cwd=None):
-    cmd = [EXE] if EXE else [sys.executable, "-m", "robustgen.cli"]
-    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([*robustgen_cmd(), *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
 def test_every_command_has_help():

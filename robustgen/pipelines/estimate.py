@@ -7,7 +7,6 @@ from collections import Counter
 from rich.table import Table
 
 from robustgen.annotate import prompts
-from robustgen.degrade.recipes import Recipe
 from robustgen.pipelines.sources import read_source
 from robustgen.schemas import Stage
 
@@ -17,7 +16,7 @@ TOKENS_PER_IMAGE = 765
 
 def dry_run(cfg) -> Table:
     """Counts per stage and degrader, and an estimate of tokens and cost; no request is sent."""
-    recipe = Recipe.from_dict(cfg.recipe)
+    recipe = cfg.checked_recipe
     stages: Counter[str] = Counter()
     names: Counter[str] = Counter()
     samples = bad = 0

@@ -11,6 +11,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +54,11 @@ class SynthConfig(BaseModel):
     overwrite: bool = False
     retry_failed: bool = Field(default=False, description="on resume, process earlier failures again")
 
+    @cached_property
+    def checked_recipe(self) -> Recipe:
+        """The recipe, validated against the registry once (``RecipeError`` when it does not)."""
+        return Recipe.from_dict(self.recipe)
+
     def fingerprint(self) -> dict[str, Any]:
         """Settings that change the dataset (not speed, workers or paths of caches)."""
         src = self.source if self.source == "samples" else str(Path(self.source).resolve())
@@ -62,7 +68,7 @@ class SynthConfig(BaseModel):
         return {
             "source": src,
             "format": self.format,
-            "recipe": Recipe.from_dict(self.recipe).to_dict(),
+            "recipe": self.checked_recipe.to_dict(),
             "seed": self.seed,
             "limit": self.limit,
             "teacher": teacher,
@@ -308,7 +314,7 @@ def run_pipeline(cfg: SynthConfig, chunks: list[str], on_row: Callable[[dict], N
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the CLI draws its own
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    recipe = Recipe.from_dict(cfg.recipe).to_dict()
+    recipe = cfg.checked_recipe.to_dict()
     out_uri = Output(cfg.out).uri
     kwargs = {
         "recipe": recipe,
@@ -404,7 +410,7 @@ def manifest(cfg: SynthConfig, summary: SynthSummary, started: float) -> dict[st
         oc["base_url"] = public_url(oc["base_url"])  # never credentials; the key itself is never in cfg
         teacher.update(oc)
     return {
-        "recipe": Recipe.from_dict(cfg.recipe).to_dict(),
+        "recipe": cfg.checked_recipe.to_dict(),
         "seed": cfg.seed,
         "source": {"path": cfg.source, "format": cfg.format, "limit": cfg.limit},
         "teacher": teacher,
@@ -427,7 +433,7 @@ def synth(
 ) -> SynthSummary:
     """Run (or resume) a synth job. ``RobustgenError`` for usage problems; bad rows become failures."""
     started = time.time()
-    Recipe.from_dict(cfg.recipe)  # fail fast on a bad recipe
+    cfg.checked_recipe  # noqa: B018 - fail fast on a bad recipe
     if cfg.teacher == "template" and cfg.source != "samples":
         from robustgen.pipelines.sources import detect_format
 

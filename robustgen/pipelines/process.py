@@ -145,15 +145,6 @@ async def annotate_all(teacher, items: list[tuple[dict, dict]], band: LengthBand
     """Annotate (record, row) pairs concurrently; returns records (with chain) or failures, in order."""
 
     async def one(rec: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
-        if rec.get("answer") is None and getattr(teacher, "kind", "") == "template":
-            return {
-                "failure": failure(
-                    row,
-                    "annotate",
-                    "the template teacher needs a ground-truth answer; this "
-                    "row has none (use --teacher openai for open-ended questions)",
-                )
-            }
         try:
             item = teacher_input(rec, band, out, images, row)
             result = await teacher.annotate(item)

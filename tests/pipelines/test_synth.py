@@ -8,7 +8,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,8 +17,8 @@ from robustgen.degrade.image import read_image
 from robustgen.schemas import ReasoningChain, parse_chain, render_chain
 
 from ..annotate.fake_openai import FakeOpenAI
+from ..helpers import fake_teacher_args, free_port, robustgen_cmd
 
-EXE = shutil.which("robustgen")
 SECRET = "sk-synth-test-SECRET-0987654321"
 RECORD_KEYS = {
     "id",
@@ -39,7 +38,7 @@ RECORD_KEYS = {
 
 
 def synth(*args, env=None, timeout=600, **kw):
-    cmd = [EXE or sys.executable, *([] if EXE else ["-m", "robustgen.cli"]), "synth", *map(str, args)]
+    cmd = [*robustgen_cmd(), "synth", *map(str, args)]
     full_env = {**os.environ, "ROBUSTGEN_TEST_KEY": SECRET, **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, **kw)
 
@@ -162,16 +161,7 @@ def test_sigkill_then_rerun_completes_without_redoing_finished_samples(image_dir
         args = [
             "--source",
             src,
-            "--teacher",
-            "openai",
-            "--base-url",
-            server.url,
-            "--model",
-            "fake",
-            "--api-key-env",
-            "ROBUSTGEN_TEST_KEY",
-            "--structured-output",
-            "json_schema",
+            *fake_teacher_args(server.url),
             "--concurrency",
             "2",
             "--batch-size",
@@ -181,8 +171,7 @@ def test_sigkill_then_rerun_completes_without_redoing_finished_samples(image_dir
         ]
         killed = tmp_path / "killed"
         cmd = [
-            EXE or sys.executable,
-            *([] if EXE else ["-m", "robustgen.cli"]),
+            *robustgen_cmd(),
             "synth",
             "--out",
             str(killed),
@@ -229,15 +218,9 @@ def test_sigkill_then_rerun_completes_without_redoing_finished_samples(image_dir
             assert SECRET.encode() not in f.read_bytes(), f"the API key leaked into {f}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_node_cluster_gives_the_local_dataset(tmp_path):
     ray = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
     head = subprocess.run(
         [
@@ -286,14 +269,7 @@ def test_dry_run_counts_and_estimates_without_sending(tmp_path):
             "--out",
             tmp_path / "o",
             "--dry-run",
-            "--teacher",
-            "openai",
-            "--base-url",
-            server.url,
-            "--model",
-            "fake",
-            "--api-key-env",
-            "ROBUSTGEN_TEST_KEY",
+            *fake_teacher_args(server.url),
             "--price-in",
             "2.5",
             "--price-out",
@@ -313,18 +289,9 @@ def test_folder_source_needs_a_teacher_that_can_answer(image_dir, tmp_path):
             tmp_path / "g",
             "--source",
             image_dir,
-            "--teacher",
-            "openai",
-            "--base-url",
-            server.url,
-            "--model",
-            "fake",
-            "--api-key-env",
-            "ROBUSTGEN_TEST_KEY",
+            *fake_teacher_args(server.url),
             "--question",
             "What is shown?",
-            "--structured-output",
-            "json_schema",
         )
         assert res.returncode == 0, res.stderr
     recs = records(tmp_path / "g")
@@ -349,16 +316,7 @@ def test_failures_stay_failed_on_resume_unless_retry_failed(good_jsonl, tmp_path
             good_jsonl,
             "--limit",
             4,
-            "--teacher",
-            "openai",
-            "--base-url",
-            server.url,
-            "--model",
-            "fake",
-            "--api-key-env",
-            "ROBUSTGEN_TEST_KEY",
-            "--structured-output",
-            "json_schema",
+            *fake_teacher_args(server.url),
             "--max-reasks",
             1,
             "--batch-size",

@@ -7,9 +7,7 @@ not learning.
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
-import sys
 
 import pytest
 import torch  # noqa: E402,F401  (fails loudly without the train extra)
@@ -18,13 +16,13 @@ import robustgen.train.trainer as trainer_mod  # noqa: E402
 from robustgen.train.testing import save_tiny  # noqa: E402
 from robustgen.train.trainer import TrainConfig  # noqa: E402
 
-EXE = shutil.which("robustgen")
+from ..helpers import robustgen_cmd  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
-    cmd = [EXE or sys.executable, *([] if EXE else ["-m", "robustgen.cli"])]
+    cmd = robustgen_cmd()
     subprocess.run([*cmd, "synth", "--out", str(root / "ds"), "--limit", "4"], check=True, capture_output=True)
     subprocess.run(
         [*cmd, "export", str(root / "ds"), "--to", "trl", "--out", str(root / "trl")], check=True, capture_output=True
@@ -92,7 +90,7 @@ def test_sft_three_steps_on_the_trl_export_via_the_cli(setup, tmp_path):
         "args: {max_steps: 3, per_device_train_batch_size: 2, logging_steps: 1, use_cpu: true, "
         "save_strategy: 'no', max_length: null}\n"
     )
-    cmd = [EXE or sys.executable, *([] if EXE else ["-m", "robustgen.cli"]), "train", "sft", "--config", str(config)]
+    cmd = [*robustgen_cmd(), "train", "sft", "--config", str(config)]
     res = subprocess.run(
         cmd, capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"}
     )
@@ -105,6 +103,6 @@ def test_sft_three_steps_on_the_trl_export_via_the_cli(setup, tmp_path):
 def test_bad_config_is_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: x\ndataset: y\nlearning_rate: 3\n")
-    cmd = [EXE or sys.executable, *([] if EXE else ["-m", "robustgen.cli"]), "train", "grpo", "--config", str(bad)]
+    cmd = [*robustgen_cmd(), "train", "grpo", "--config", str(bad)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "learning_rate" in res.stderr and "Traceback" not in res.stderr

@@ -1,0 +1,35 @@
+"""Small helpers shared by the tests: the installed CLI, a free port, the fake teacher's CLI flags."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sys
+
+
+def robustgen_cmd() -> list[str]:
+    """The installed ``robustgen`` script (as users run it), or the module when it is not on PATH."""
+    exe = shutil.which("robustgen")
+    return [exe] if exe else [sys.executable, "-m", "robustgen.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fake_teacher_args(url: str, key_env: str = "ROBUSTGEN_TEST_KEY") -> list[str]:
+    """synth flags for the openai teacher against a FakeOpenAI server."""
+    return [
+        "--teacher",
+        "openai",
+        "--base-url",
+        url,
+        "--model",
+        "fake",
+        "--api-key-env",
+        key_env,
+        "--structured-output",
+        "json_schema",
+    ]
