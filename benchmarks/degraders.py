@@ -24,7 +24,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 import robustgen as rg  # noqa: E402
-from robustgen.degrade.image import load_image  # noqa: E402
+from robustgen.images import load_image  # noqa: E402
 
 SEVERITY = 0.6
 
@@ -35,7 +35,7 @@ def peers(size: int) -> dict[str, A.BasicTransform]:
     probe = np.zeros((size, size, 3), np.uint8)
 
     def p(name: str) -> dict:
-        return rg.degrade(probe, name, SEVERITY, seed=1)[1].params
+        return rg.degrade_image(probe, name, SEVERITY, seed=1)[1].params
 
     def odd(x: float) -> int:
         return max(3, int(round(x)) | 1)
@@ -136,7 +136,7 @@ def main() -> None:
         cells = [name]
         for size in args.sizes:
             images = [cv2.resize(p, (size, size), interpolation=cv2.INTER_AREA) for p in photos]
-            ours = rate(lambda im, n=name: rg.degrade(im, n, SEVERITY, seed=1), images, args.repeat)
+            ours = rate(lambda im, n=name: rg.degrade_image(im, n, SEVERITY, seed=1), images, args.repeat)
             slowest[(name, size)] = ours
             cell = f"{ours:.1f}"
             if name in peer[size]:

@@ -27,7 +27,7 @@ import cv2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from robustgen.degrade.image import load_image, write_image  # noqa: E402
+from robustgen.images import load_image, write_image  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 
@@ -53,7 +53,7 @@ def make_source(folder: Path, n: int, side: int) -> Path:
 
 def _bare_one(args):
     import robustgen as rg
-    from robustgen.degrade.image import read_image
+    from robustgen.images import read_image
     from robustgen.pipelines.output import image_relpath
     from robustgen.pipelines.process import encode_image
 

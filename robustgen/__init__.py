@@ -1,18 +1,17 @@
 """robustgen: degradation-aware reasoning datasets for vision-language models.
 
     import robustgen as rg
-    out, rec = rg.degrade(image, "motion_blur", severity=0.5, seed=0)
+    out, rec = rg.degrade_image(image, "motion_blur", severity=0.5, seed=0)
     assert (rg.replay(image, [rec]) == out).all()
 
-Names are loaded lazily, so ``import robustgen.train`` or ``robustgen.schemas`` on a training box
+``rg.degrade_image`` is the one-call API; ``robustgen.degrade`` is the subpackage (never shadowed). Names
+are loaded lazily, so ``import robustgen.train`` or ``robustgen.schemas`` on a training box
 pulls in neither OpenCV nor Ray.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -22,7 +21,7 @@ _LAZY = {
     "Recipe": "robustgen.degrade",
     "StrictParams": "robustgen.degrade",
     "apply_plan": "robustgen.degrade",
-    "degrade": "robustgen.degrade",
+    "degrade_image": "robustgen.degrade",
     "degraders": "robustgen.degrade",
     "read_image": "robustgen.degrade",
     "register": "robustgen.degrade",
@@ -54,16 +53,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
-
-
-class _Package(types.ModuleType):
-    """``rg.degrade`` is the function; importing the ``robustgen.degrade`` subpackage must not replace it
-    (the import system binds a loaded subpackage onto its parent)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "degrade" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -17,9 +17,9 @@ from rich.text import Text
 
 from robustgen.degrade import registry
 from robustgen.degrade.apply import replay
-from robustgen.degrade.image import SAMPLE_IMAGES, SAMPLE_PREFIX, load_image, pixel_sha256, write_image
 from robustgen.degrade.recipes import Recipe, fixed_plan, parse_spec
 from robustgen.errors import RobustgenError
+from robustgen.images import SAMPLE_IMAGES, SAMPLE_PREFIX, load_image, pixel_sha256, write_image
 from robustgen.schemas import DegradationPlan, Stage
 
 app = typer.Typer(
@@ -238,7 +238,9 @@ def synth(
     recipe: Annotated[Path | None, typer.Option(help="recipe YAML/JSON")] = None,
     seed: Annotated[int, typer.Option(min=0, help="run seed")] = 0,
     limit: Annotated[int | None, typer.Option(min=1, help="only the first N rows")] = None,
-    teacher: Annotated[str, typer.Option(help="template (offline) or openai")] = "template",
+    teacher: Annotated[
+        str, typer.Option(help="template (offline), openai, or a plugin's name (robustgen teachers)")
+    ] = "template",
     workers: Annotated[int, typer.Option(min=1, help="local Ray CPUs")] = 2,
     ray_address: Annotated[str | None, typer.Option(help="join an existing Ray cluster")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count and estimate; send nothing")] = False,
@@ -249,52 +251,49 @@ def synth(
     coco_root: Annotated[str | None, typer.Option(help="aokvqa: folder holding <split>2017/")] = None,
     split: Annotated[str | None, typer.Option(help="aokvqa: train|val|test (default: from the file name)")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="rows per Ray batch (does not change the output)")] = 16,
-    teacher_config: Annotated[Path | None, typer.Option(help="openai teacher settings (YAML/JSON)")] = None,
-    base_url: Annotated[str | None, typer.Option(help="openai: endpoint, e.g. http://127.0.0.1:8000/v1")] = None,
-    model: Annotated[str | None, typer.Option(help="openai: model name")] = None,
-    api_key_env: Annotated[str | None, typer.Option(help="openai: variable holding the key")] = None,
-    teacher_mode: Annotated[str | None, typer.Option(help="openai: single|staged")] = None,
-    structured_output: Annotated[str | None, typer.Option(help="auto|json_schema|json_object|prompt")] = None,
-    no_images: Annotated[bool, typer.Option("--no-images", help="openai: text-only endpoint")] = False,
-    max_reasks: Annotated[int | None, typer.Option(help="openai: re-asks after a failed validation")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="openai: requests in flight")] = None,
-    rpm: Annotated[float | None, typer.Option(help="openai: requests per minute")] = None,
-    tpm: Annotated[float | None, typer.Option(help="openai: tokens per minute")] = None,
-    price_in: Annotated[float | None, typer.Option(help="openai: USD per 1M prompt tokens")] = None,
-    price_out: Annotated[float | None, typer.Option(help="openai: USD per 1M completion tokens")] = None,
-    max_cost: Annotated[float | None, typer.Option(help="openai: stop sending at this USD total")] = None,
+    teacher_config: Annotated[Path | None, typer.Option(help="the teacher's settings (YAML/JSON)")] = None,
+    teacher_set: Annotated[
+        list[str] | None, typer.Option("--teacher-set", help="one teacher setting, key=value; repeatable")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="teacher setting base_url, e.g. http://127.0.0.1:8000/v1")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="teacher setting model")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="teacher setting api_key_env: the variable holding the key")
+    ] = None,
+    teacher_mode: Annotated[str | None, typer.Option(help="teacher setting mode: single|staged")] = None,
+    structured_output: Annotated[
+        str | None, typer.Option(help="teacher setting structured_output: auto|json_schema|json_object|prompt")
+    ] = None,
+    no_images: Annotated[bool, typer.Option("--no-images", help="teacher setting images=false (text-only)")] = False,
+    concurrency: Annotated[int | None, typer.Option(help="teacher setting concurrency: requests in flight")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="teacher setting max_cost: stop sending at this USD")] = None,
     export_to: Annotated[str | None, typer.Option("--export", help="then export: llamafactory,robust-r1,trl")] = None,
 ) -> None:
-    """Build a dataset: degrade every source row, have the teacher write its chain, write it all to --out."""
-    from robustgen.annotate.openai_teacher import load_config
+    """Build a dataset: degrade every source row, have the teacher write its chain, write it all to --out.
+
+    Teacher settings come from --teacher-config, then --teacher-set key=value, then the shortcuts (--model,
+    --base-url, ...), each validated by the chosen teacher's own config."""
+    from robustgen.annotate.registry import parse_sets
+    from robustgen.annotate.registry import teacher_config as load_teacher_config
     from robustgen.pipelines.job import SynthConfig
     from robustgen.pipelines.job import synth as run_synth
 
     with user_errors():
-        if teacher not in ("template", "openai"):
-            raise RobustgenError(f"--teacher {teacher!r}: expected template or openai")
         rec = Recipe.load(recipe) if recipe is not None else Recipe()
-        oc = None
-        if teacher == "openai":
-            try:
-                oc = load_config(
-                    teacher_config,
-                    base_url=base_url,
-                    model=model,
-                    api_key_env=api_key_env,
-                    mode=teacher_mode,
-                    structured_output=structured_output,
-                    images=False if no_images else None,
-                    max_reasks=max_reasks,
-                    concurrency=concurrency,
-                    rpm=rpm,
-                    tpm=tpm,
-                    price_in=price_in,
-                    price_out=price_out,
-                    max_cost=max_cost,
-                )
-            except (OSError, ValueError) as exc:
-                raise RobustgenError(f"openai teacher settings: {str(exc).splitlines()[0]}") from None
+        shortcuts = {
+            "base_url": base_url,
+            "model": model,
+            "api_key_env": api_key_env,
+            "mode": teacher_mode,
+            "structured_output": structured_output,
+            "images": False if no_images else None,
+            "concurrency": concurrency,
+            "max_cost": max_cost,
+        }
+        settings = {**parse_sets(teacher_set or []), **{k: v for k, v in shortcuts.items() if v is not None}}
+        tc = load_teacher_config(teacher, teacher_config, settings)
         try:
             cfg = SynthConfig(
                 out=out_dir,
@@ -304,7 +303,7 @@ def synth(
                 seed=seed,
                 limit=limit,
                 teacher=teacher,
-                openai=oc,
+                teacher_config=tc.model_dump(mode="json", exclude_unset=True),
                 workers=workers,
                 ray_address=ray_address,
                 image_format=image_format,
@@ -322,6 +321,7 @@ def synth(
 
             out.print(estimate(cfg))
             return
+        cfg.teacher_obj.preflight()  # a teacher that cannot start (no key) is a usage error, before any work
         try:
             summary = _run_with_progress(cfg, run_synth)
         except (RobustgenError, KeyboardInterrupt):

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from robustgen.degrade.image import read_image, write_image
+from robustgen.images import read_image, write_image
 
 from .helpers import robustgen_cmd
 
@@ -59,7 +59,7 @@ def test_degrade_folder_with_named_degraders_and_bad_files(tmp_path):
 
 
 def read_image_sample():
-    from robustgen.degrade.image import load_image
+    from robustgen.images import load_image
 
     return load_image("skimage:rocket")
 

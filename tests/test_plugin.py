@@ -37,9 +37,9 @@ def test_installed_plugin_is_listed_used_and_replayed(tmp_path):
     assert "motion_blur" in rows  # the built-ins are still there
     script = (
         "import numpy as np, robustgen as rg\n"
-        "from robustgen.degrade.image import load_image\n"
+        "from robustgen.images import load_image\n"
         "img = load_image('skimage:coffee')\n"
-        "out, rec = rg.degrade(img, 'sepia', 0.9, seed=1)\n"
+        "out, rec = rg.degrade_image(img, 'sepia', 0.9, seed=1)\n"
         "assert np.array_equal(rg.replay(img, [rec]), out) and not np.array_equal(out, img)\n"
         "plan = rg.Recipe(degraders=['sepia', 'fog']).sample(seed=0, sample_id='a')\n"
         "print(rec.params['amount'], len(plan))\n"

@@ -1,18 +1,27 @@
-"""The teacher contract: what goes in, what comes out, and how failure is reported."""
+"""The teacher contract: what goes in, what comes out, how failure is reported, and what a teacher owns.
+
+A teacher is a component like a degrader: registered by name (``robustgen.teachers`` entry points for third
+parties), owning its pydantic ``Config``, the part of that config that changes the dataset (``fingerprint``),
+what it reports in the manifest (``manifest_info``, never a secret), a dry-run ``estimate`` and one async
+``annotate``. The job never branches on a teacher's name.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from robustgen.schemas import AppliedDegradation, LengthBand, TeacherResult, Usage
 
 
 @dataclass(frozen=True)
 class TeacherInput:
-    """Everything a teacher may look at for one sample. Images are uint8 RGB arrays."""
+    """Everything a teacher may look at for one sample. Images are uint8 RGB arrays (None when not asked for)."""
 
     sample_id: str
     clean: np.ndarray | None
@@ -40,10 +49,69 @@ class TeacherFailure(Exception):
         self.stage = stage
 
 
-@runtime_checkable
-class Teacher(Protocol):
-    """Writes a validated ``ReasoningChain`` for one sample, or raises ``TeacherFailure``."""
+class NoConfig(BaseModel):
+    """The settings of a teacher that has none."""
 
-    kind: str
+    model_config = ConfigDict(extra="forbid")
 
-    async def annotate(self, item: TeacherInput) -> TeacherResult: ...
+
+class Teacher(ABC):
+    """Writes a validated ``ReasoningChain`` for one sample (``annotate``), or raises ``TeacherFailure``.
+
+    Subclasses set ``name`` and ``Config`` and implement ``annotate``; the rest has sensible defaults."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[BaseModel]] = NoConfig
+    #: one long-lived instance in an actor pool (a network client, rate limits, a budget); False: the teacher is
+    #: cheap and runs inside the degrade task, next to the pixels
+    pooled: ClassVar[bool] = True
+    #: config fields that change speed or cost only, never the dataset (left out of the fingerprint)
+    speed_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: BaseModel | None = None, *, cache_dir: str | None = None, seed: int = 0) -> None:
+        self.config = config if config is not None else self.Config()
+        self.cache_dir = cache_dir
+        self.seed = seed
+
+    # ---- what the job asks of every teacher ---------------------------------------------------------
+    @classmethod
+    def check_source(cls, open_ended: bool) -> str | None:
+        """A one-line reason this teacher cannot work on the source (e.g. no ground truth), or None."""
+        return None
+
+    def preflight(self) -> None:
+        """Raise ``RobustgenError`` (one line) when the teacher cannot work at all, before any row is read (no
+        key, no endpoint). A dry run does not call it."""
+        return None
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that change the dataset: a resume with another fingerprint is refused."""
+        return {"kind": self.name, **self.config.model_dump(mode="json", exclude=set(self.speed_fields))}
+
+    def manifest_info(self) -> dict[str, Any]:
+        """What the manifest records about this teacher (never a secret)."""
+        return {"kind": self.name, **self.config.model_dump(mode="json")}
+
+    @property
+    def wants_images(self) -> bool:
+        """Whether ``annotate`` looks at the clean and degraded pixels (they are decoded only then)."""
+        return False
+
+    @property
+    def concurrency(self) -> int:
+        """Samples annotated at once by one instance."""
+        return 1
+
+    def estimate(self, items: Iterable[TeacherInput]) -> dict[str, str]:
+        """Dry run: rows for the estimate table (e.g. tokens and cost); nothing is sent."""
+        for _ in items:
+            pass
+        return {}
+
+    def run_usage(self) -> Usage:
+        """Resources spent for the run rather than for one sample (e.g. probing the endpoint)."""
+        return Usage()
+
+    @abstractmethod
+    async def annotate(self, item: TeacherInput) -> TeacherResult:
+        """A validated chain for ``item``, or ``TeacherFailure`` with a one-line reason."""

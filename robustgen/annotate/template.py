@@ -7,7 +7,8 @@ the ground-truth answer, padded with degradation-aware method sentences to the l
 
 from __future__ import annotations
 
-from robustgen.annotate.base import TeacherFailure, TeacherInput
+from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
+from robustgen.annotate.registry import register_teacher
 from robustgen.annotate.validate import check_chain, expected_types, word_count
 from robustgen.annotate.wording import answer_phrase, influence_of, join_labels, sentence, severity_word
 from robustgen.schemas import ReasoningChain, TeacherInfo, TeacherResult, Usage
@@ -86,13 +87,30 @@ def _conclusion(item: TeacherInput) -> str:
     return sentence(f"The evidence supports {ans}")
 
 
-class TemplateTeacher:
-    """Deterministic chains with no network; the default teacher."""
+@register_teacher
+class TemplateTeacher(Teacher):
+    """Deterministic chains with no network; the default teacher. Cheap, so it runs beside the pixels."""
 
-    kind = "template"
+    name = "template"
+    pooled = False
+
+    @classmethod
+    def check_source(cls, open_ended: bool) -> str | None:
+        if open_ended:
+            return (
+                "a folder of images has no ground-truth answers and the template teacher never invents them; "
+                "use --teacher openai (with --question) for folders"
+            )
+        return None
+
+    def fingerprint(self) -> dict:
+        return {"kind": self.name, "version": TEMPLATE_VERSION}
+
+    def manifest_info(self) -> dict:
+        return self.fingerprint()
 
     def info(self) -> TeacherInfo:
-        return TeacherInfo(kind=self.kind, model=TEMPLATE_VERSION, mode="single", prompt_version=TEMPLATE_VERSION)
+        return TeacherInfo(kind=self.name, model=TEMPLATE_VERSION, mode="single", prompt_version=TEMPLATE_VERSION)
 
     def chain_for(self, item: TeacherInput) -> ReasoningChain:
         lo, hi = item.band.bounds(item.total_severity)

@@ -140,10 +140,14 @@ class Transport:
             text = text.replace(self._secret, "***")
         return text
 
-    async def chat(self, body: dict[str, Any], usage: Usage, estimated_tokens: int = 1000) -> Any:
-        """Send ``body`` to chat.completions; returns the completion. Raises TransportError when it gives up."""
+    async def chat(
+        self, body: dict[str, Any], usage: Usage, estimated_tokens: int = 1000, policy: RetryPolicy | None = None
+    ) -> Any:
+        """Send ``body`` to chat.completions; returns the completion. Raises TransportError when it gives up.
+        ``policy`` overrides the transport's retry policy for this call only (the probe retries less)."""
+        policy = policy or self.policy
         last = ""
-        for attempt in range(self.policy.max_retries + 1):
+        for attempt in range(policy.max_retries + 1):
             self.meter.check()
             await self.limiter.acquire(estimated_tokens)
             delay: float | None = None
@@ -151,14 +155,14 @@ class Transport:
                 t0 = time.monotonic()
                 usage.requests += 1
                 try:
-                    resp = await self.client.chat.completions.create(**body, timeout=self.policy.timeout_s)
+                    resp = await self.client.chat.completions.create(**body, timeout=policy.timeout_s)
                 except openai.APIStatusError as exc:
                     last = f"HTTP {exc.status_code}: {self._short(exc)}"
                     if exc.status_code not in RETRY_STATUS:
                         raise TransportError(self.redact(last)) from None
                     delay = retry_after_s(exc)
                 except openai.APITimeoutError:
-                    last = f"timed out after {self.policy.timeout_s:g}s"
+                    last = f"timed out after {policy.timeout_s:g}s"
                 except openai.APIConnectionError as exc:
                     last = f"connection error: {self._short(exc)}"
                 except (openai.APIResponseValidationError, ValueError) as exc:
@@ -171,11 +175,11 @@ class Transport:
                         return resp
                 finally:
                     usage.latency_s += time.monotonic() - t0
-            if attempt == self.policy.max_retries:
+            if attempt == policy.max_retries:
                 break
             usage.retries += 1
-            await asyncio.sleep(delay if delay is not None else self.policy.delay(attempt, self._rng))
-        raise TransportError(self.redact(f"gave up after {self.policy.max_retries + 1} attempts: {last}"))
+            await asyncio.sleep(delay if delay is not None else policy.delay(attempt, self._rng))
+        raise TransportError(self.redact(f"gave up after {policy.max_retries + 1} attempts: {last}"))
 
     def _account(self, resp: Any, usage: Usage, body: dict[str, Any]) -> None:
         u = getattr(resp, "usage", None)
@@ -189,5 +193,5 @@ class Transport:
         usage.cost_usd += self.meter.charge(p, c)
 
     def _short(self, exc: Exception) -> str:
-        text = " ".join(str(exc).split())
-        return self.redact(text[:200])
+        text = self.redact(" ".join(str(exc).split()))  # redact first: a cut must not split the secret
+        return text[:200]

@@ -1,10 +1,10 @@
 """Degraders, the registry, recipes -> plans, and applying/replaying plans."""
 
-from robustgen.degrade.apply import apply_plan, degrade, replay
+from robustgen.degrade.apply import apply_plan, degrade_image, replay
 from robustgen.degrade.base import Degrader, StrictParams
-from robustgen.degrade.image import read_image, to_rgb_uint8, write_image
 from robustgen.degrade.recipes import Recipe
 from robustgen.degrade.registry import ENTRY_POINT_GROUP, degraders, get, register
+from robustgen.images import read_image, to_rgb_uint8, write_image
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -12,7 +12,7 @@ __all__ = [
     "Recipe",
     "StrictParams",
     "apply_plan",
-    "degrade",
+    "degrade_image",
     "degraders",
     "get",
     "read_image",

@@ -8,9 +8,9 @@ import numpy as np
 
 from robustgen.degrade import registry
 from robustgen.degrade.base import Degrader
-from robustgen.degrade.image import to_rgb_uint8
 from robustgen.degrade.seeding import draw_seed, generator
 from robustgen.errors import RobustgenError
+from robustgen.images import to_rgb_uint8
 from robustgen.schemas import AppliedDegradation, DegradationPlan
 
 
@@ -49,7 +49,7 @@ def render(image: np.ndarray, record: AppliedDegradation) -> np.ndarray:
     return out
 
 
-def degrade(
+def degrade_image(
     image: np.ndarray, name: str, severity: float = 0.5, seed: int = 0
 ) -> tuple[np.ndarray, AppliedDegradation]:
     """Degrade ``image`` with one degrader. Returns (degraded uint8 RGB, its record).

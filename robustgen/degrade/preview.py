@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from robustgen.degrade import registry
-from robustgen.degrade.apply import degrade
-from robustgen.degrade.image import to_rgb_uint8
+from robustgen.degrade.apply import degrade_image
+from robustgen.images import to_rgb_uint8
 
 PREVIEW_SEVERITIES: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 1.0)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -49,7 +49,7 @@ def contact_sheet(
         y = head_h + r * (th + pad) + pad
         _put(sheet, d.name, 8, y + th // 2 - 4, 0.52, thick=1)
         _put(sheet, f"{d.label} / {d.stage.value}", 8, y + th // 2 + 16, 0.4, color=(90, 90, 90))
-        tiles = [tile_src] + [degrade(tile_src, d.name, s, seed=seed)[0] for s in severities]
+        tiles = [tile_src] + [degrade_image(tile_src, d.name, s, seed=seed)[0] for s in severities]
         for c, tile in enumerate(tiles):
             x = label_w + c * (tw + pad) + pad
             sheet[y : y + th, x : x + tw] = tile

@@ -12,6 +12,7 @@ from robustgen.pipelines.dataset import Dataset, validate_dataset
 from robustgen.schemas import DatasetRecord
 from robustgen.schemas.chain import ROBUST_R1_INSTRUCTION
 from robustgen.schemas.chain import question_text as _question_text
+from robustgen.schemas.training import TRAINING_FEATURES, training_row
 
 EXPORT_FORMATS = ("llamafactory", "robust-r1", "trl")
 
@@ -96,49 +97,30 @@ def export_robust_r1(root: str | Path, out: str | Path) -> Path:
 
 def export_trl(root: str | Path, out: str | Path) -> Path:
     """A parquet file `datasets.load_dataset("parquet", ...)` reads: conversational ``prompt``, ``images``
-    (decoded as PIL images by `datasets`), and the reward columns ``solution``, ``answer``, ``degradations``."""
+    (decoded as PIL images by `datasets`), and the reward columns ``solution``, ``answer``, ``choices``,
+    ``degradations`` (one row builder with ``robustgen.train``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     ds, out = _checked(root), Path(out)
-    recs = ds.records()
-    table = pa.table(
-        {
-            "id": [r.id for r in recs],
-            "prompt": [
-                [
-                    {
-                        "role": "user",
-                        "content": [
-                            {"type": "image", "text": None},
-                            {"type": "text", "text": f"{question_text(r)}\n{ROBUST_R1_INSTRUCTION}"},
-                        ],
-                    }
-                ]
-                for r in recs
-            ],
-            "images": [[{"bytes": (ds.root / r.image).read_bytes(), "path": Path(r.image).name}] for r in recs],
-            "solution": [r.response for r in recs],
-            "answer": [r.chain.answer for r in recs],
-            "degradations": [json.dumps([d.model_dump(mode="json") for d in r.degradations]) for r in recs],
-        }
+    rows = [
+        {**training_row(r), "images": [{"bytes": (ds.root / r.image).read_bytes(), "path": Path(r.image).name}]}
+        for r in ds.records()
+    ]
+    text = pa.struct([("type", pa.string()), ("text", pa.string())])
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.list_(text))]))),
+            ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
+            ("solution", pa.string()),
+            ("answer", pa.string()),
+            ("choices", pa.list_(pa.string())),
+            ("degradations", pa.string()),
+        ]
     )
-    features = {
-        "id": {"dtype": "string", "_type": "Value"},
-        "prompt": [
-            {
-                "role": {"dtype": "string", "_type": "Value"},
-                "content": [
-                    {"type": {"dtype": "string", "_type": "Value"}, "text": {"dtype": "string", "_type": "Value"}}
-                ],
-            }
-        ],
-        "images": [{"_type": "Image"}],
-        "solution": {"dtype": "string", "_type": "Value"},
-        "answer": {"dtype": "string", "_type": "Value"},
-        "degradations": {"dtype": "string", "_type": "Value"},
-    }
-    meta = {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
+    table = pa.Table.from_pylist(rows, schema=schema)
+    meta = {b"huggingface": json.dumps({"info": {"features": TRAINING_FEATURES}}).encode()}
     table = table.replace_schema_metadata(meta)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "train.parquet"

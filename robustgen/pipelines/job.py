@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import platform
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -18,17 +18,19 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from robustgen.annotate.openai_teacher import OpenAITeacher, OpenAITeacherConfig
-from robustgen.annotate.template import TemplateTeacher
+from robustgen.annotate.base import Teacher
+from robustgen.annotate.registry import make_teacher, teacher_class
 from robustgen.degrade.recipes import Recipe
 from robustgen.errors import RobustgenError
 from robustgen.pipelines import process
 from robustgen.pipelines.output import DATA_DIR, FAILURES, MANIFEST, RUN_FILE, WORK_DIR, Output
 from robustgen.pipelines.sources import read_source
+from robustgen.schemas import DegradedSample, Failure, SourceRow, Usage
 
-#: rows per input chunk: one Ray task reads, degrades (and for the template teacher annotates) a chunk
+#: rows per input chunk: one Ray task reads, degrades (and for an in-task teacher annotates) a chunk
 CHUNK_ROWS = 64
-SPEED_SETTINGS = {"timeout_s", "max_retries", "backoff_s", "rpm", "tpm", "concurrency", "max_cost", "cache_dir"}
+#: chunks the driver may still hold when Ray is up before it hands the rest to Ray (a small job never starts Ray)
+LOCAL_CHUNKS = 2
 
 
 class SynthConfig(BaseModel):
@@ -42,8 +44,8 @@ class SynthConfig(BaseModel):
     recipe: dict[str, Any] = Field(default_factory=dict, description="recipe as a dict (validated by Recipe)")
     seed: int = Field(default=0, ge=0)
     limit: int | None = Field(default=None, ge=1)
-    teacher: Literal["template", "openai"] = "template"
-    openai: OpenAITeacherConfig | None = None
+    teacher: str = Field(default="template", description="a registered teacher (built-in or plugin)")
+    teacher_config: dict[str, Any] = Field(default_factory=dict, description="validated by the teacher's Config")
     workers: int = Field(default=2, ge=1)
     ray_address: str | None = None
     image_format: Literal["jpg", "png"] = "jpg"
@@ -59,12 +61,16 @@ class SynthConfig(BaseModel):
         """The recipe, validated against the registry once (``RecipeError`` when it does not)."""
         return Recipe.from_dict(self.recipe)
 
+    @cached_property
+    def teacher_obj(self) -> Teacher:
+        """The teacher (its config validated; ``RobustgenError`` when it does not)."""
+        cache = Output(self.out).path(f"{WORK_DIR}/teacher-cache") if "://" not in self.out else None
+        return make_teacher(self.teacher, self.teacher_config, cache_dir=cache, seed=self.seed)
+
     def fingerprint(self) -> dict[str, Any]:
         """Settings that change the dataset (not speed, workers or paths of caches)."""
         src = self.source if self.source == "samples" else str(Path(self.source).resolve())
-        teacher: dict[str, Any] = {"kind": self.teacher}
-        if self.teacher == "openai" and self.openai is not None:
-            teacher.update({k: v for k, v in self.openai.model_dump().items() if k not in SPEED_SETTINGS})
+        teacher = self.teacher_obj.fingerprint()
         return {
             "source": src,
             "format": self.format,
@@ -90,92 +96,12 @@ class SynthSummary(BaseModel):
     failure_reasons: dict[str, int] = Field(default_factory=dict)
 
 
-# ---- Ray stage functions (module level: they are shipped to workers) -------------------------------
-
-
-def _unexpected(row: dict[str, Any], exc: Exception) -> dict[str, Any]:
-    return {"failure": process.failure(row, "internal", f"{type(exc).__name__}: {exc}")}
-
-
-_CACHE: dict[str, Any] = {}
-
-
-def _cached(kind: str, key: Any, make: Callable[[], Any]) -> Any:
-    """Per-process memo for objects every batch of a run shares (recipe, output folder)."""
-    k = f"{kind}:{json.dumps(key, sort_keys=True)}"
-    if k not in _CACHE:
-        _CACHE[k] = make()
-    return _CACHE[k]
-
-
-def degrade_batch(batch: dict[str, np.ndarray], *, recipe: dict, seed: int, out_uri: str, image_format: str):
-    import cv2
-
-    cv2.setNumThreads(1)  # one Ray CPU per task: OpenCV's own thread pool would oversubscribe it
-    rec = _cached("recipe", recipe, lambda: Recipe.from_dict(recipe))
-    out = _cached("out", out_uri, lambda: Output(out_uri))
-    payloads = []
-    for line in batch["text"]:
-        row = json.loads(line)
-        try:
-            res = process.degrade_row(row, rec, seed, out, image_format)
-        except Exception as exc:  # a bug must cost one row, not the run
-            res = _unexpected(row, exc)
-        payloads.append(json.dumps({"res": res, "row": row}))
-    return {"payload": np.array(payloads, dtype=object)}
-
-
-def _make_teacher(kind: str, openai_cfg: dict | None):
-    if kind == "openai":
-        return OpenAITeacher(OpenAITeacherConfig(**(openai_cfg or {})))
-    return TemplateTeacher()
-
-
-def _split(batch) -> tuple[list[dict], list[tuple[dict, dict]]]:
-    decoded = [json.loads(p) for p in batch["payload"]]
-    return decoded, [(d["res"], d["row"]) for d in decoded if "failure" not in d["res"]]
-
-
-def _finish_batch(out: Output, decoded: list[dict], annotated: list[dict]) -> dict[str, np.ndarray]:
-    it = iter(annotated)
-    results = [d["res"] if "failure" in d["res"] else next(it) for d in decoded]
-    progress = process.write_batch(out, results)
-    return {k: np.array([p[k] for p in progress], dtype=object) for k in ("id", "ok", "tokens", "cost")}
-
-
-def annotate_batch(batch, *, recipe: dict, out_uri: str):
-    """Template teacher: a plain task (fused with the degrade task by Ray Data)."""
-    band = _cached("recipe", recipe, lambda: Recipe.from_dict(recipe)).reasoning_length
-    out = _cached("out", out_uri, lambda: Output(out_uri))
-    decoded, items = _split(batch)
-    annotated = asyncio.run(process.annotate_all(TemplateTeacher(), items, band, out, False)) if items else []
-    return _finish_batch(out, decoded, annotated)
-
-
-class AnnotateActor:
-    """OpenAI-compatible teacher: one client, limiter and budget per actor.
-
-    ``__call__`` is an async generator, so Ray Data runs several batches at once on the actor's single
-    event loop; the teacher's own semaphore bounds the requests in flight across all of them."""
-
-    def __init__(self, recipe: dict, out_uri: str, openai_cfg: dict) -> None:
-        self.band = Recipe.from_dict(recipe).reasoning_length
-        self.out = Output(out_uri)
-        self.teacher = _make_teacher("openai", openai_cfg)
-        self.images = bool(openai_cfg.get("images", True))
-
-    async def __call__(self, batch):
-        decoded, items = _split(batch)
-        annotated = await process.annotate_all(self.teacher, items, self.band, self.out, self.images) if items else []
-        yield _finish_batch(self.out, decoded, annotated)
-
-
 # ---- the driver -------------------------------------------------------------------------------------
 
 
 def _ids_in(out: Output, rel: str) -> set[str]:
     ids: set[str] = set()
-    for shard in out.list(rel, ".jsonl"):
+    for shard in out.list(rel, ".jsonl"):  # only the id is read: a record is validated when it is written
         for line in out.read_text(shard).splitlines():
             if line.strip():
                 try:
@@ -209,60 +135,63 @@ def prepare_output(cfg: SynthConfig, out: Output) -> None:
 
 
 def stream_inputs(
-    cfg: SynthConfig, out: Output, done: set[str], retry: set[str] = frozenset()
-) -> tuple[list[str], int, list[dict]]:
-    """Write pending rows to input chunks for Ray; returns (chunk paths, total rows, read failures)."""
+    cfg: SynthConfig, out: Output, done: set[str], retry: set[str], on_chunk: Callable[[str], None]
+) -> tuple[int, list[Failure]]:
+    """Read the source once, writing pending rows to input chunks (``on_chunk`` gets each as it is written);
+    returns (rows read, read failures)."""
     out.delete(f"{WORK_DIR}/inputs")
-    chunks, buf, total, read_failures = [], [], 0, []
+    buf: list[str] = []
+    total, n_chunks, read_failures = 0, 0, []
     seen: dict[str, str] = {}
     rows = read_source(cfg.source, cfg.format, cfg.question, cfg.coco_root, cfg.split)
 
     def flush() -> None:
+        nonlocal n_chunks
         if buf:
-            rel = f"{WORK_DIR}/inputs/chunk-{len(chunks):05d}.jsonl"
+            rel = f"{WORK_DIR}/inputs/chunk-{n_chunks:05d}.jsonl"
             out.write_text(rel, "".join(buf))
-            chunks.append(rel)
+            n_chunks += 1
             buf.clear()
+            on_chunk(rel)
 
     for row in rows:
         if cfg.limit is not None and total >= cfg.limit:
             break
         total += 1
-        if row["id"] in seen:
-            row = {
-                "id": f"{row['id']}@{row['source']}",
-                "source": row["source"],
-                "stage": "read",
-                "error": f"duplicate id {row['id']!r} (first at {seen[row['id']]})",
-            }
-        seen.setdefault(row["id"], row["source"])
-        if "error" in row:
-            read_failures.append({"id": row["id"], "source": row["source"], "stage": "read", "reason": row["error"]})
+        if row.id in seen:
+            row = Failure(
+                id=f"{row.id}@{row.source}",
+                source=row.source,
+                stage="read",
+                reason=f"duplicate id {row.id!r} (first at {seen[row.id]})",
+            )
+        seen.setdefault(row.id, row.source)
+        if isinstance(row, Failure):
+            read_failures.append(row)
             continue
-        if row["id"] in done:
+        if row.id in done:
             continue
-        if row["id"] in retry:
-            row["retry"] = True  # its cached teacher replies led to the failure: ask afresh
-        buf.append(json.dumps(row) + "\n")
+        if row.id in retry:
+            row = row.model_copy(update={"retry": True})  # its cached teacher replies led to the failure
+        buf.append(row.model_dump_json() + "\n")
         if len(buf) >= CHUNK_ROWS:
             flush()
     flush()
-    lines = "".join(json.dumps(f, sort_keys=True) + "\n" for f in read_failures)
+    lines = "".join(
+        json.dumps(f.model_dump(mode="json", exclude_none=True), sort_keys=True) + "\n" for f in read_failures
+    )
     out.write_text(f"{WORK_DIR}/failures/read.jsonl", lines)
-    return chunks, total, read_failures
+    return total, read_failures
 
 
 def _init_ray(cfg: SynthConfig) -> None:
+    """Join ``--ray-address`` or start the embedded local Ray. Workers inherit this process's environment (a
+    teacher's key included): nothing secret is ever handed to Ray as a runtime_env, which Ray logs."""
     import ray
 
     if ray.is_initialized():
         return
-    env = {}
-    if cfg.teacher == "openai" and cfg.openai is not None and os.environ.get(cfg.openai.api_key_env):
-        env[cfg.openai.api_key_env] = os.environ[cfg.openai.api_key_env]
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    if env:
-        kwargs["runtime_env"] = {"env_vars": env}
     logging.getLogger("ray").setLevel(logging.ERROR)
     if cfg.ray_address:
         try:
@@ -277,63 +206,36 @@ def _init_ray(cfg: SynthConfig) -> None:
         ray.init(num_cpus=cfg.workers, **kwargs)
 
 
-def _chunk_lines(out_uri: str, rel: str) -> list[str]:
-    out = _cached("out", out_uri, lambda: Output(out_uri))
-    return [line for line in out.read_text(rel).splitlines() if line.strip()]
+def job_spec(cfg: SynthConfig) -> JobSpec:
+    t = cfg.teacher_obj
+    return JobSpec(
+        recipe=cfg.checked_recipe.to_dict(),
+        seed=cfg.seed,
+        out_uri=Output(cfg.out).uri,
+        image_format=cfg.image_format,
+        batch_size=cfg.batch_size,
+        teacher=cfg.teacher,
+        teacher_config=t.config.model_dump(mode="json"),
+        cache_dir=t.cache_dir,
+    )
 
 
-def degrade_chunks(batch, *, recipe: dict, seed: int, out_uri: str, image_format: str, batch_size: int):
-    """Read whole input chunks and degrade them inside one task (no per-row hop through Ray)."""
-    payloads: list[str] = []
-    for rel in batch["chunk"]:
-        lines = _chunk_lines(out_uri, rel)
-        for i in range(0, len(lines), batch_size):
-            sub = {"text": np.array(lines[i : i + batch_size], dtype=object)}
-            res = degrade_batch(sub, recipe=recipe, seed=seed, out_uri=out_uri, image_format=image_format)
-            payloads += list(res["payload"])
-    return {"payload": np.array(payloads, dtype=object)}
-
-
-def template_chunks(batch, *, recipe: dict, seed: int, out_uri: str, image_format: str, batch_size: int):
-    """Template teacher: read, degrade, annotate and write whole chunks in one task, a shard per batch."""
-    progress: dict[str, list] = {"id": [], "ok": [], "tokens": [], "cost": []}
-    for rel in batch["chunk"]:
-        lines = _chunk_lines(out_uri, rel)
-        for i in range(0, len(lines), batch_size):
-            sub = {"text": np.array(lines[i : i + batch_size], dtype=object)}
-            res = degrade_batch(sub, recipe=recipe, seed=seed, out_uri=out_uri, image_format=image_format)
-            done = annotate_batch(res, recipe=recipe, out_uri=out_uri)
-            for k in progress:
-                progress[k] += list(done[k])
-    return {k: np.array(v, dtype=object) for k, v in progress.items()}
-
-
-def run_pipeline(cfg: SynthConfig, chunks: list[str], on_row: Callable[[dict], None]) -> None:
+def run_on_ray(cfg: SynthConfig, spec: JobSpec, chunks: list[str], on_rows: Callable[[dict[str, Any]], None]) -> None:
+    """The chunks the driver did not process, on Ray Data: one task per chunk; a pooled teacher in an actor."""
     import ray
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the CLI draws its own
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    recipe = cfg.checked_recipe.to_dict()
-    out_uri = Output(cfg.out).uri
-    kwargs = {
-        "recipe": recipe,
-        "seed": cfg.seed,
-        "out_uri": out_uri,
-        "image_format": cfg.image_format,
-        "batch_size": cfg.batch_size,
-    }
-    # one item per input chunk; a task takes one chunk, so Ray sees few, coarse tasks
+    kwargs = {"spec": spec.model_dump()}
     ds = ray.data.from_items([{"chunk": c} for c in chunks], override_num_blocks=len(chunks))
-    if cfg.teacher == "openai":
-        oc = (cfg.openai or OpenAITeacherConfig()).model_dump()
-        if oc.get("cache_dir") is None:
-            oc["cache_dir"] = Output(cfg.out).path(f"{WORK_DIR}/teacher-cache")
-        ds = ds.map_batches(degrade_chunks, batch_size=1, fn_kwargs=kwargs)
+    teacher = cfg.teacher_obj
+    if teacher.pooled:
+        ds = ds.map_batches(degrade_task, batch_size=1, fn_kwargs=kwargs)
         ds = ds.map_batches(
             AnnotateActor,
-            batch_size=max(cfg.batch_size, oc["concurrency"]),
-            fn_constructor_kwargs={"recipe": recipe, "out_uri": out_uri, "openai_cfg": oc},
+            batch_size=max(cfg.batch_size, teacher.concurrency),
+            fn_constructor_kwargs=kwargs,
             # several batches in flight on the actor's event loop; requests are bounded by the teacher
             compute=ray.data.ActorPoolStrategy(
                 size=1, max_concurrent_calls_per_actor=8, max_tasks_in_flight_per_actor=8
@@ -341,9 +243,169 @@ def run_pipeline(cfg: SynthConfig, chunks: list[str], on_row: Callable[[dict], N
             num_cpus=0.5,
         )
     else:
-        ds = ds.map_batches(template_chunks, batch_size=1, fn_kwargs=kwargs)
-    for row in ds.iter_rows():
-        on_row(row)
+        ds = ds.map_batches(chunk_task, batch_size=1, fn_kwargs=kwargs)
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        on_rows({k: list(v) for k, v in batch.items()})
+
+
+class _Driver:
+    """Chunks flow from the source scan to whoever is free: the driver itself until Ray is up (so the first
+    image is written within a second or two of the command and a small job never waits for Ray), then Ray Data.
+    A pooled teacher (one client, limiter and budget) only ever runs on Ray."""
+
+    def __init__(self, cfg: SynthConfig, spec: JobSpec, on_rows: Callable[[dict[str, Any]], None]) -> None:
+        self.cfg, self.spec, self.on_rows = cfg, spec, on_rows
+        self.local = not cfg.teacher_obj.pooled and not cfg.ray_address
+        self.queue: list[str] = []
+        self.lock = threading.Lock()
+        self.need_ray = threading.Event()
+        self.ray_up = threading.Event()
+        self.scanned = threading.Event()
+
+    def add(self, rel: str) -> None:
+        with self.lock:
+            self.queue.append(rel)
+            if not self.local or len(self.queue) > LOCAL_CHUNKS:
+                self.need_ray.set()
+
+    def _take(self) -> str | None:
+        with self.lock:
+            return self.queue.pop(0) if self.queue and not self.ray_up.is_set() else None
+
+    def work_locally(self) -> None:
+        """Process queued chunks in this process until Ray is up or nothing is left."""
+        while self.local:
+            rel = self._take()
+            if rel is None:
+                if self.scanned.is_set() or self.ray_up.is_set():
+                    return
+                time.sleep(0.005)
+                continue
+            self.on_rows(run_chunk(self.spec, rel))
+
+
+# ---- Ray stage functions (module level: they are shipped to workers) -------------------------------
+
+_CACHE: dict[str, Any] = {}
+
+
+def _cached(kind: str, key: Any, make: Callable[[], Any]) -> Any:
+    """Per-process memo for objects every chunk of a run shares (recipe, output folder, teacher)."""
+    k = f"{kind}:{json.dumps(key, sort_keys=True)}"
+    if k not in _CACHE:
+        _CACHE[k] = make()
+    return _CACHE[k]
+
+
+class JobSpec(BaseModel):
+    """What a worker needs to rebuild the run's recipe, output folder and teacher (crosses the Ray boundary)."""
+
+    recipe: dict[str, Any]
+    seed: int
+    out_uri: str
+    image_format: str
+    batch_size: int
+    teacher: str
+    teacher_config: dict[str, Any]
+    cache_dir: str | None
+
+    def recipe_obj(self) -> Recipe:
+        return _cached("recipe", self.recipe, lambda: Recipe.from_dict(self.recipe))
+
+    def output(self) -> Output:
+        return _cached("out", self.out_uri, lambda: Output(self.out_uri))
+
+    def teacher_obj(self) -> Teacher:
+        key = [self.teacher, self.teacher_config, self.cache_dir, self.seed]
+        return _cached(
+            "teacher",
+            key,
+            lambda: make_teacher(self.teacher, self.teacher_config, cache_dir=self.cache_dir, seed=self.seed),
+        )
+
+
+def _rows(spec: JobSpec, rel: str) -> list[SourceRow]:
+    text = spec.output().read_text(rel)
+    return [SourceRow.model_validate_json(line) for line in text.splitlines() if line.strip()]
+
+
+def _degrade(spec: JobSpec, rows: list[SourceRow]) -> list[tuple[DegradedSample, process.Images] | Failure]:
+    import cv2
+
+    cv2.setNumThreads(1)  # one Ray CPU per task: OpenCV's own thread pool would oversubscribe it
+    rec, out = spec.recipe_obj(), spec.output()
+    results = []
+    for row in rows:
+        try:
+            results.append(process.degrade_row(row, rec, spec.seed, out, spec.image_format))
+        except Exception as exc:  # a bug must cost one row, not the run
+            results.append(process.fail(row, "internal", f"{type(exc).__name__}: {exc}"))
+    return results
+
+
+def _merge(progress: dict[str, list], more: dict[str, list]) -> None:
+    for k, v in more.items():
+        progress.setdefault(k, []).extend(v)
+
+
+def run_chunk(spec: JobSpec, rel: str) -> dict[str, list]:
+    """In-task teacher: read, degrade, annotate and write one input chunk, a shard per ``batch_size`` rows."""
+    rows, out = _rows(spec, rel), spec.output()
+    teacher, band = spec.teacher_obj(), spec.recipe_obj().reasoning_length
+    progress: dict[str, list] = {}
+    for i in range(0, len(rows), spec.batch_size):
+        degraded = _degrade(spec, rows[i : i + spec.batch_size])
+        todo = [d for d in degraded if not isinstance(d, Failure)]
+        annotated = iter(asyncio.run(process.annotate_all(teacher, todo, band, out)) if todo else [])
+        results = [d if isinstance(d, Failure) else next(annotated) for d in degraded]
+        _merge(progress, process.write_shard(out, results))
+    return progress
+
+
+def chunk_task(batch, *, spec: dict):
+    job = JobSpec(**spec)
+    progress: dict[str, list] = {}
+    for rel in batch["chunk"]:
+        _merge(progress, run_chunk(job, rel))
+    return {k: np.array(v, dtype=object) for k, v in progress.items()}
+
+
+def degrade_task(batch, *, spec: dict):
+    """Pooled teacher, first half: degrade whole chunks; samples and failures cross to the actors as JSON."""
+    job = JobSpec(**spec)
+    payload: list[str] = []
+    for rel in batch["chunk"]:
+        for d in _degrade(job, _rows(job, rel)):
+            payload.append(("F" + d.model_dump_json()) if isinstance(d, Failure) else ("S" + d[0].model_dump_json()))
+    return {"payload": np.array(payload, dtype=object)}
+
+
+class AnnotateActor:
+    """Pooled teacher, second half: one teacher (client, limiter, budget, probe) per actor.
+
+    ``__call__`` is an async generator, so Ray Data runs several batches at once on the actor's single
+    event loop; the teacher bounds the requests in flight across all of them."""
+
+    def __init__(self, spec: dict) -> None:
+        self.spec = JobSpec(**spec)
+        self.teacher = self.spec.teacher_obj()
+        self.band = self.spec.recipe_obj().reasoning_length
+        self.out = self.spec.output()
+
+    async def __call__(self, batch):
+        items: list[DegradedSample | Failure] = [
+            Failure.model_validate_json(p[1:]) if p[0] == "F" else DegradedSample.model_validate_json(p[1:])
+            for p in batch["payload"]
+        ]
+        todo = [(s, None) for s in items if isinstance(s, DegradedSample)]
+        annotated = iter(await process.annotate_all(self.teacher, todo, self.band, self.out) if todo else [])
+        results = [s if isinstance(s, Failure) else next(annotated) for s in items]
+        progress = process.write_shard(self.out, results)
+        usage = self.teacher.run_usage()  # e.g. the probe: reported once per actor, on its progress rows
+        if usage.requests and not getattr(self, "_reported", False):
+            self._reported = True
+            progress["run_usage"] = [usage.model_dump_json()] + [None] * (len(results) - 1)
+        yield {k: np.array(v, dtype=object) for k, v in progress.items()}
 
 
 def finish(
@@ -355,6 +417,7 @@ def finish(
     tokens: int,
     cost: float,
     written_ids: set[str],
+    usage: Usage | None = None,
 ) -> SynthSummary:
     """Merge failure shards into failures.jsonl (sorted by id) and write the manifest. ``written_ids``: the
     ids in data shards (known from the start-up scan plus this run's progress rows: no second full read)."""
@@ -370,6 +433,9 @@ def finish(
     out.write_text(FAILURES, "".join(json.dumps(f, ensure_ascii=False, sort_keys=True) + "\n" for f in ordered))
     reasons = Counter(f"{f['stage']}: {f['reason'].split(':')[0][:60]}" for f in ordered)
     seconds = time.time() - started
+    usage = usage or Usage()
+    tokens += usage.total_tokens  # run-level requests (the endpoint probe) count like any other
+    cost += usage.cost_usd
     summary = SynthSummary(
         total=total,
         written=len(written_ids),
@@ -380,7 +446,7 @@ def finish(
         cost_usd=round(cost, 6),
         failure_reasons=dict(reasons.most_common()),
     )
-    out.write_text(MANIFEST, json.dumps(manifest(cfg, summary, started), indent=2, sort_keys=True))
+    out.write_text(MANIFEST, json.dumps(manifest(cfg, summary, started, usage), indent=2, sort_keys=True))
     return summary
 
 
@@ -401,19 +467,20 @@ def versions() -> dict[str, str]:
     }
 
 
-def manifest(cfg: SynthConfig, summary: SynthSummary, started: float) -> dict[str, Any]:
-    teacher: dict[str, Any] = {"kind": cfg.teacher}
-    if cfg.teacher == "openai" and cfg.openai is not None:
-        from robustgen.annotate.openai_teacher import public_url
+def _public_argv() -> str:
+    """The command line with credentials stripped from any URL in it (``user:pass@``, ``?api-key=``)."""
+    from robustgen.annotate.openai_teacher import public_url
 
-        oc = cfg.openai.model_dump(exclude={"cache_dir"})
-        oc["base_url"] = public_url(oc["base_url"])  # never credentials; the key itself is never in cfg
-        teacher.update(oc)
+    args = [public_url(a) if "://" in a else a for a in sys.argv[1:]]
+    return " ".join([Path(sys.argv[0]).name if sys.argv else "robustgen", *args])
+
+
+def manifest(cfg: SynthConfig, summary: SynthSummary, started: float, usage: Usage) -> dict[str, Any]:
     return {
         "recipe": cfg.checked_recipe.to_dict(),
         "seed": cfg.seed,
         "source": {"path": cfg.source, "format": cfg.format, "limit": cfg.limit},
-        "teacher": teacher,
+        "teacher": cfg.teacher_obj.manifest_info(),
         "image_format": cfg.image_format,
         "versions": versions(),
         "counts": {"total": summary.total, "written": summary.written, "failed": summary.failed},
@@ -422,9 +489,9 @@ def manifest(cfg: SynthConfig, summary: SynthSummary, started: float) -> dict[st
             "seconds": summary.seconds,
             "samples_per_s": round((summary.total - summary.resumed) / max(summary.seconds, 1e-9), 3),
         },
-        "usage": {"tokens": summary.tokens, "cost_usd": summary.cost_usd},
+        "usage": {"tokens": summary.tokens, "cost_usd": summary.cost_usd, "run_level": usage.model_dump()},
         "failure_reasons": summary.failure_reasons,
-        "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv)),
+        "command": _public_argv(),
     }
 
 
@@ -434,7 +501,9 @@ def synth(
     """Run (or resume) a synth job. ``RobustgenError`` for usage problems; bad rows become failures."""
     started = time.time()
     cfg.checked_recipe  # noqa: B018 - fail fast on a bad recipe
-    if cfg.teacher == "template" and cfg.source != "samples":
+    teacher_cls = teacher_class(cfg.teacher)
+    cfg.teacher_obj.preflight()  # and on bad teacher settings or a missing key
+    if cfg.source != "samples":
         from robustgen.pipelines.sources import detect_format
 
         fmt = (
@@ -442,11 +511,8 @@ def synth(
             if cfg.format != "auto"
             else (detect_format(Path(cfg.source)) if Path(cfg.source).exists() else "auto")
         )
-        if fmt == "folder":
-            raise RobustgenError(
-                f"{cfg.source}: a folder of images has no ground-truth answers and the template "
-                "teacher never invents them; use --teacher openai (with --question) for folders"
-            )
+        if reason := teacher_cls.check_source(open_ended=fmt == "folder"):
+            raise RobustgenError(f"{cfg.source}: {reason}")
     out = Output(cfg.out)
     prepare_output(cfg, out)
     retry: set[str] = set()
@@ -457,25 +523,66 @@ def synth(
     # finished earlier: written, or failed after reading (read failures are simply read again)
     written = _ids_in(out, DATA_DIR)
     done = written | (_ids_in(out, f"{WORK_DIR}/failures") - _ids_in_read(out))
-    chunks, total, read_failures = stream_inputs(cfg, out, done, retry)
-    pending = total - len(read_failures) - len(done)
+    counters = {"tokens": 0, "cost": 0.0}
+    run_usage = Usage()
+    lock = threading.Lock()
+
+    def on_rows(cols: dict[str, list]) -> None:
+        with lock:
+            for raw in cols.get("run_usage") or []:
+                if raw:
+                    run_usage.add(Usage.model_validate_json(raw))
+            for sid, ok, tok, cost in zip(cols["id"], cols["ok"], cols["tokens"], cols["cost"], strict=True):
+                counters["tokens"] += int(tok)
+                counters["cost"] += float(cost)
+                if ok:
+                    written.add(sid)
+                if on_progress:
+                    on_progress({"id": sid, "ok": bool(ok), "tokens": int(tok), "cost": float(cost)})
+
+    spec = job_spec(cfg)
+    driver = _Driver(cfg, spec, on_rows)
+    result: dict[str, Any] = {}
+
+    def scan() -> None:
+        try:
+            result["scan"] = stream_inputs(cfg, out, done, retry, driver.add)
+        except BaseException as exc:  # re-raised in the main thread
+            result["error"] = exc
+        finally:
+            driver.scanned.set()
+            driver.need_ray.set()  # wake the main thread: it decides whether Ray is needed after all
+
+    def local() -> None:
+        try:
+            driver.work_locally()
+        except BaseException as exc:
+            result["local_error"] = exc
+
+    scanner = threading.Thread(target=scan, name="robustgen-scan", daemon=True)
+    worker = threading.Thread(target=local, name="robustgen-local", daemon=True)
+    scanner.start()
+    worker.start()
+    driver.need_ray.wait()
+    with driver.lock:
+        more = not driver.scanned.is_set() or (len(driver.queue) > (LOCAL_CHUNKS if driver.local else 0))
+    if "error" not in result and more:
+        _init_ray(cfg)  # meanwhile the scan goes on and the driver works through the first chunks
+        driver.ray_up.set()
+    scanner.join()
+    worker.join()
+    for key in ("error", "local_error"):
+        if key in result:
+            raise result[key]
+    total, read_failures = result["scan"]
     if on_start:
-        on_start(max(0, pending))
-    tokens, cost = 0, 0.0
-    if chunks:
-        _init_ray(cfg)
-
-        def on_row(row: dict) -> None:
-            nonlocal tokens, cost
-            tokens += int(row["tokens"])
-            cost += float(row["cost"])
-            if row["ok"]:
-                written.add(row["id"])
-            if on_progress:
-                on_progress(row)
-
-        run_pipeline(cfg, chunks, on_row)
-    return finish(cfg, out, total, len(done), started, tokens, cost, written)
+        on_start(max(0, total - len(read_failures) - len(done)))
+    if driver.queue:
+        _init_ray(cfg)  # (already up, unless the scan finished first)
+        run_on_ray(cfg, spec, driver.queue, on_rows)
+    usage = cfg.teacher_obj.run_usage().model_copy()
+    usage.add(run_usage)
+    return finish(cfg, out, total, len(done), started, counters["tokens"], counters["cost"], written, usage)
 
 
 def _ids_in_read(out: Output) -> set[str]:

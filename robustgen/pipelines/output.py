@@ -40,6 +40,7 @@ class Output:
         else:
             self.fs, self.root = pafs.LocalFileSystem(), str(Path(uri).resolve())
         self.root = self.root.rstrip("/")
+        self._made: set[str] = set()  # folders known to exist (one mkdir per folder, not per file)
 
     def path(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
@@ -56,10 +57,19 @@ class Output:
     def mkdirs(self, rel: str = "") -> None:
         self.fs.create_dir(self.path(rel), recursive=True)
 
-    def write_bytes(self, rel: str, data: bytes) -> None:
+    def write_bytes(self, rel: str, data: bytes, atomic: bool = True) -> None:
+        """Write a file whole. ``atomic``: under a temporary name, then moved (never seen torn). Images are
+        written in place (``atomic=False``): the data shard that names them, written atomically after them, is
+        the commit point, and a re-run rewrites the image of any sample that has no shard yet."""
         final = self.path(rel)
         parent = final.rsplit("/", 1)[0]
-        self.fs.create_dir(parent, recursive=True)
+        if parent not in self._made:
+            self.fs.create_dir(parent, recursive=True)
+            self._made.add(parent)
+        if not atomic:
+            with self.fs.open_output_stream(final) as f:
+                f.write(data)
+            return
         tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
         with self.fs.open_output_stream(tmp) as f:
             f.write(data)
@@ -90,6 +100,7 @@ class Output:
         return sorted(out)
 
     def delete(self, rel: str) -> None:
+        self._made.clear()
         info = self.fs.get_file_info(self.path(rel))
         if info.type == pafs.FileType.Directory:
             self.fs.delete_dir(self.path(rel))
@@ -98,6 +109,7 @@ class Output:
 
     def clear(self) -> None:
         """Remove everything in the run folder (``--overwrite``)."""
+        self._made.clear()
         if self.exists():
             self.fs.delete_dir_contents(self.root, missing_dir_ok=True)
 

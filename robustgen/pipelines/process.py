@@ -1,189 +1,151 @@
-"""Per-sample work done inside Ray tasks and actors: decode, plan, degrade, write, annotate, record."""
+"""The per-sample stages, run inside Ray tasks and actors (and by the driver while Ray starts): each takes a
+typed value and returns the next one or a ``Failure``.
+
+    SourceRow --degrade_row--> DegradedSample --annotate_sample--> DatasetRecord --write_shard--> data/*.jsonl
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import json
 from typing import Any
 
-import cv2
 import numpy as np
-from PIL import Image
+from pydantic import ValidationError
 
-from robustgen.annotate.base import TeacherFailure, TeacherInput
+from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
 from robustgen.degrade.apply import replay
-from robustgen.degrade.image import SAMPLE_PREFIX, load_image, to_rgb_uint8
 from robustgen.degrade.quality import psnr, ssim
 from robustgen.degrade.recipes import Recipe
-from robustgen.errors import ImageError, RobustgenError
+from robustgen.errors import RobustgenError
+from robustgen.images import SAMPLE_PREFIX, decode, encode, load_image, read_bytes
 from robustgen.pipelines.output import DATA_DIR, WORK_DIR, Output, image_relpath, shard_name
-from robustgen.schemas import AppliedDegradation, LengthBand, render_chain
+from robustgen.schemas import DatasetRecord, DegradedSample, Failure, LengthBand, Quality, SourceRow, render_chain
 
-#: images above this many pixels are refused before decoding (decompression-bomb guard)
-MAX_PIXELS = 50_000_000
-
-
-def decode_bytes(data: bytes, where: str) -> np.ndarray:
-    """Decode image bytes to uint8 RGB; truncated, non-image and oversized data raise ``ImageError``."""
-    if not data:
-        raise ImageError(f"{where}: empty file")
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise ImageError(f"{where}: {w}x{h} pixels exceeds the {MAX_PIXELS // 1_000_000} MP safety limit")
-            im.load()
-            if im.mode in ("P", "PA"):
-                im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
-            elif im.mode in ("CMYK", "YCbCr", "LAB", "HSV", "1"):
-                im = im.convert("RGB")
-            elif im.mode == "F":
-                im = im.convert("L")
-            arr = np.asarray(im)
-    except ImageError:
-        raise
-    except Image.DecompressionBombError:
-        raise ImageError(f"{where}: image is too large to decode safely (decompression bomb)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "truncated" in msg:
-            raise ImageError(f"{where}: truncated image ({msg})") from None
-        raise ImageError(f"{where}: not a readable image ({msg})") from None
-    return to_rgb_uint8(arr, where=where)
+Images = tuple[np.ndarray, np.ndarray]  # (clean, degraded)
 
 
-def load_row_image(row: dict[str, Any]) -> np.ndarray:
-    if "image_b64" in row:
-        try:
-            data = base64.b64decode(row["image_b64"], validate=False)
-        except ValueError:
-            raise ImageError(f"{row['source']}: the image column is not valid base64") from None
-        return decode_bytes(data, row["source"])
-    ref = row["image"]
-    if ref.startswith(SAMPLE_PREFIX):
-        return load_image(ref)
-    try:
-        with open(ref, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ImageError(f"{ref}: no such file") from None
-    except OSError as exc:
-        raise ImageError(f"{ref}: cannot read ({exc.strerror})") from None
-    return decode_bytes(data, ref)
+def load_row_image(row: SourceRow) -> np.ndarray:
+    """The clean image of a row, decoded with the same guards whatever the source."""
+    if row.image_bytes is not None:
+        return decode(row.image_bytes, row.source)
+    assert row.image is not None
+    if row.image.startswith(SAMPLE_PREFIX):
+        return load_image(row.image)
+    return decode(read_bytes(row.image), row.image)
 
 
-def encode_image(image: np.ndarray, fmt: str) -> bytes:
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
-    ok, buf = cv2.imencode(f".{fmt}", bgr, params)
-    if not ok:  # pragma: no cover
-        raise ImageError(f"could not encode a {fmt} image")
-    return buf.tobytes()
+def fail(row: SourceRow, stage: str, reason: str, **kw: Any) -> Failure:
+    return Failure(id=row.id, source=row.source, stage=stage, reason=reason, **kw)
 
 
-def failure(row: dict[str, Any], stage: str, reason: str, usage: dict | None = None) -> dict[str, Any]:
-    out = {"id": row["id"], "source": row.get("source", ""), "stage": stage, "reason": " ".join(reason.split())}
-    if usage:
-        out["usage"] = usage
-    return out
-
-
-def degrade_row(row: dict[str, Any], recipe: Recipe, seed: int, out: Output, image_format: str) -> dict[str, Any]:
-    """Decode, plan, degrade, write the degraded image; returns the partial record or a failure."""
+def degrade_row(
+    row: SourceRow, recipe: Recipe, seed: int, out: Output, image_format: str
+) -> tuple[DegradedSample, Images] | Failure:
+    """Decode, plan, degrade and write the degraded image; the sample and its pixels, or a failure."""
     try:
         clean = load_row_image(row)
-        plan = recipe.sample(seed=seed, sample_id=row["id"])
+        plan = recipe.sample(seed=seed, sample_id=row.id)
         degraded = replay(clean, plan.degradations)
-        rel = image_relpath(row["id"], image_format)
-        out.write_bytes(rel, encode_image(degraded, image_format))
+        rel = image_relpath(row.id, image_format)
+        out.write_bytes(rel, encode(degraded, image_format), atomic=False)
     except RobustgenError as exc:
-        return {"failure": failure(row, "degrade", str(exc))}
+        return fail(row, "degrade", str(exc))
     except OSError as exc:
-        return {"failure": failure(row, "write", f"could not write the image: {exc}")}
+        return fail(row, "write", f"could not write the image: {exc}")
     h, w = clean.shape[:2]
-    source_image = row.get("image") or f"{row['source']} (embedded)"
-    return {
-        "id": row["id"],
-        "image": rel,
-        "source_image": source_image,
-        "source": row.get("source", ""),
-        "width": w,
-        "height": h,
-        "question": row["question"],
-        "answer": row.get("answer"),
-        "choices": row.get("choices"),
-        "rationale": row.get("rationale"),
-        "degradations": [d.model_dump(mode="json") for d in plan.degradations],
-        "quality": {"psnr": round(psnr(clean, degraded), 4), "ssim": round(ssim(clean, degraded), 6)},
-    }
+    quality = Quality(psnr=round(psnr(clean, degraded), 4), ssim=round(ssim(clean, degraded), 6))
+    sample = DegradedSample(row=row, image=rel, width=w, height=h, degradations=plan.degradations, quality=quality)
+    return sample, (clean, degraded)
 
 
-def teacher_input(
-    rec: dict[str, Any], band: LengthBand, out: Output, images: bool, row: dict[str, Any]
-) -> TeacherInput:
-    clean = degraded = None
-    if images:
-        clean = load_row_image(row)
-        degraded = decode_bytes(out.read_bytes(rec["image"]), rec["image"])
+def teacher_input(sample: DegradedSample, band: LengthBand, images: Images | None) -> TeacherInput:
+    row = sample.row
+    clean, degraded = images if images is not None else (None, None)
     return TeacherInput(
-        sample_id=rec["id"],
+        sample_id=row.id,
         clean=clean,
         degraded=degraded,
-        degradations=[AppliedDegradation.model_validate(d) for d in rec["degradations"]],
-        question=rec["question"],
-        answer=rec["answer"] or "",
-        choices=rec["choices"],
-        rationale=rec["rationale"],
+        degradations=sample.degradations,
+        question=row.question,
+        answer=row.answer,
+        choices=row.choices,
+        rationale=row.rationale,
         band=band,
-        fresh=bool(row.get("retry")),
+        fresh=row.retry,
     )
 
 
-async def annotate_all(teacher, items: list[tuple[dict, dict]], band: LengthBand, out: Output, images: bool):
-    """Annotate (record, row) pairs concurrently; returns records (with chain) or failures, in order."""
-
-    async def one(rec: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
-        try:
-            item = teacher_input(rec, band, out, images, row)
-            result = await teacher.annotate(item)
-        except TeacherFailure as exc:
-            return {"failure": failure(row, exc.stage, exc.reason, exc.usage.model_dump())}
-        except RobustgenError as exc:
-            return {"failure": failure(row, "annotate", str(exc))}
-        except Exception as exc:  # a bug must cost one row, not the run
-            return {"failure": failure(row, "internal", f"{type(exc).__name__}: {exc}")}
-        usage = result.usage.model_dump()
-        return {
-            **rec,
-            "chain": result.chain.model_dump(mode="json"),
-            "response": render_chain(result.chain),
-            "teacher": {**result.teacher.model_dump(), "usage": usage},
-        }
-
-    return await asyncio.gather(*(one(rec, row) for rec, row in items))
+def reload_images(sample: DegradedSample, out: Output) -> Images:
+    """The clean and degraded pixels of a sample that crossed a process boundary as a path."""
+    return load_row_image(sample.row), decode(out.read_bytes(sample.image), sample.image)
 
 
-def write_batch(out: Output, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Write one data shard and one failure shard for a batch (atomically); returns progress rows."""
-    records = [r for r in results if "failure" not in r]
-    fails = [r["failure"] for r in results if "failure" in r]
-    if records:
-        lines = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
-        out.write_text(f"{DATA_DIR}/{shard_name([r['id'] for r in records], 'part')}", lines)
-    if fails:
-        lines = "".join(json.dumps(f, ensure_ascii=False, sort_keys=True) + "\n" for f in fails)
-        out.write_text(f"{WORK_DIR}/failures/{shard_name([f['id'] for f in fails], 'fail')}", lines)
-    progress = []
-    for r in results:
-        usage = (r.get("teacher") or {}).get("usage") or (r.get("failure") or {}).get("usage") or {}
-        progress.append(
-            {
-                "id": r["id"] if "failure" not in r else r["failure"]["id"],
-                "ok": "failure" not in r,
-                "tokens": int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0)),
-                "cost": float(usage.get("cost_usd", 0.0)),
-            }
+async def annotate_sample(
+    teacher: Teacher, sample: DegradedSample, band: LengthBand, out: Output, images: Images | None = None
+) -> DatasetRecord | Failure:
+    """The teacher's chain for one sample, as the validated record to write, or a failure."""
+    row = sample.row
+    try:
+        if teacher.wants_images and images is None:
+            images = reload_images(sample, out)
+        result = await teacher.annotate(teacher_input(sample, band, images if teacher.wants_images else None))
+    except TeacherFailure as exc:
+        return fail(row, exc.stage, exc.reason, usage=exc.usage)
+    except RobustgenError as exc:
+        return fail(row, "annotate", str(exc))
+    except Exception as exc:  # a bug in a teacher must cost one row, not the run
+        return fail(row, "internal", f"{type(exc).__name__}: {exc}")
+    try:
+        return DatasetRecord(
+            id=row.id,
+            image=sample.image,
+            source_image=row.image_ref,
+            width=sample.width,
+            height=sample.height,
+            question=row.question,
+            answer=row.answer,
+            choices=row.choices,
+            rationale=row.rationale,
+            degradations=sample.degradations,
+            chain=result.chain,
+            response=render_chain(result.chain),
+            teacher={**result.teacher.model_dump(), "usage": result.usage.model_dump()},
+            quality=sample.quality,
         )
+    except ValidationError as exc:
+        return fail(row, "validate", f"the record does not validate: {exc.errors()[0]['msg']}")
+
+
+async def annotate_all(
+    teacher: Teacher, items: list[tuple[DegradedSample, Images | None]], band: LengthBand, out: Output
+) -> list[DatasetRecord | Failure]:
+    """Annotate samples concurrently (the teacher bounds its own requests); results in input order."""
+    return list(await asyncio.gather(*(annotate_sample(teacher, s, band, out, im) for s, im in items)))
+
+
+def _usage_of(result: DatasetRecord | Failure) -> dict[str, Any]:
+    if isinstance(result, Failure):
+        return result.usage.model_dump() if result.usage else {}
+    return result.teacher.get("usage") or {}
+
+
+def write_shard(out: Output, results: list[DatasetRecord | Failure]) -> dict[str, list]:
+    """Write a batch's records as one data shard and its failures as one failure shard, each atomically;
+    returns the progress columns (id, ok, tokens, cost) the driver counts."""
+    records = [r for r in results if isinstance(r, DatasetRecord)]
+    fails = [r for r in results if isinstance(r, Failure)]
+    if records:
+        lines = "".join(r.model_dump_json(exclude_none=False) + "\n" for r in records)
+        out.write_text(f"{DATA_DIR}/{shard_name([r.id for r in records], 'part')}", lines)
+    if fails:
+        lines = "".join(json.dumps(f.model_dump(mode="json", exclude_none=True), sort_keys=True) + "\n" for f in fails)
+        out.write_text(f"{WORK_DIR}/failures/{shard_name([f.id for f in fails], 'fail')}", lines)
+    progress: dict[str, list] = {"id": [], "ok": [], "tokens": [], "cost": []}
+    for r in results:
+        usage = _usage_of(r)
+        progress["id"].append(r.id)
+        progress["ok"].append(isinstance(r, DatasetRecord))
+        progress["tokens"].append(int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0)))
+        progress["cost"].append(float(usage.get("cost_usd", 0.0)))
     return progress

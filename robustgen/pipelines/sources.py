@@ -1,10 +1,5 @@
-"""Source readers: every format becomes a stream of input rows (or per-row failures), never a list.
-
-An input row is a plain dict (it travels through Ray): ``id``, ``image`` (a path under the source
-root, or ``skimage:NAME``) or ``image_b64`` (encoded bytes from a TSV/parquet), ``question``,
-``answer`` (None for open-ended rows), ``choices``, ``rationale`` and ``source`` (file:line).
-A row that cannot be read is ``{"id", "source", "stage": "read", "error"}`` and goes to failures.
-"""
+"""Source readers: every format becomes a stream of ``SourceRow`` values (or per-row ``Failure`` values),
+never a list. Image paths resolve under the source's folder; a row that cannot be read is a read failure."""
 
 from __future__ import annotations
 
@@ -17,14 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from robustgen.errors import RobustgenError
 from robustgen.pipelines.samples import load_samples
+from robustgen.schemas import Failure, SourceRow
 
 FORMATS = ("auto", "samples", "folder", "jsonl", "csv", "llava", "aokvqa", "vlmeval-tsv", "parquet")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_CAPTION_QUESTION = "Describe the main content of this image in one sentence."
 
-Row = dict[str, Any]
+Row = SourceRow | Failure
 
 
 class SourceError(RobustgenError):
@@ -53,8 +51,18 @@ def detect_format(path: Path) -> str:
     raise SourceError(f"{path}: cannot tell the format from the name; pass --format ({', '.join(FORMATS[2:])})")
 
 
-def _fail(row_id: str, source: str, error: str) -> Row:
-    return {"id": row_id, "source": source, "stage": "read", "error": error}
+def _fail(row_id: str, source: str, error: str) -> Failure:
+    return Failure(id=row_id, source=source, stage="read", reason=error)
+
+
+def _build(**fields: Any) -> SourceRow:
+    """A ``SourceRow``; its validation errors become one ``ValueError`` line naming the field."""
+    try:
+        return SourceRow(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "row"
+        raise ValueError(f"{where}: {err['msg']}") from None
 
 
 def resolve_under(root: Path, ref: str) -> Path:
@@ -97,43 +105,35 @@ def _row(
     if answer is None or str(answer).strip() == "":
         raise ValueError("missing 'answer'")
     path = image if image.startswith("skimage:") else str(resolve_under(root, image))
-    return {
-        "id": row_id,
-        "source": source,
-        "image": path,
-        "question": question.strip(),
-        "answer": str(answer).strip(),
-        "choices": _choices(choices),
-        "rationale": (str(rationale).strip() or None) if rationale else None,
-    }
+    return _build(
+        id=row_id,
+        source=source,
+        image=path,
+        question=question.strip(),
+        answer=str(answer).strip(),
+        choices=_choices(choices),
+        rationale=(str(rationale).strip() or None) if rationale else None,
+    )
 
 
 def read_samples() -> Iterator[Row]:
-    for s in load_samples():
-        yield {
-            "id": s.id,
-            "source": s.source,
-            "image": s.image,
-            "question": s.question,
-            "answer": s.answer,
-            "choices": s.choices,
-            "rationale": s.rationale,
-        }
+    yield from load_samples()
 
 
 def read_folder(root: Path, question: str | None) -> Iterator[Row]:
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    root = root.resolve()
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
     for f in files:
         rel = f.relative_to(root)
-        yield {
-            "id": "__".join(rel.with_suffix("").parts),
-            "source": str(rel),
-            "image": str(f.resolve()),
-            "question": question or DEFAULT_CAPTION_QUESTION,
-            "answer": None,
-            "choices": None,
-            "rationale": None,
-        }
+        row_id = "__".join(rel.with_suffix("").parts)
+        try:
+            path = resolve_under(root, str(rel))  # a symlink pointing out of the folder is refused
+            if not path.is_file():
+                raise ValueError(f"{rel}: not a regular file")
+        except (ValueError, OSError) as exc:
+            yield _fail(row_id, str(rel), str(exc))
+            continue
+        yield _build(id=row_id, source=str(rel), image=str(path), question=question or DEFAULT_CAPTION_QUESTION)
 
 
 def _record_row(path: Path, where: str, fallback_id: str, rec: dict[str, Any]) -> Row:
@@ -221,8 +221,7 @@ def read_aokvqa(path: Path, coco_root: Path | None, split: str | None) -> Iterat
             question = obj["question"].strip() + "\n" + "\n".join(f"{k}. {c}" for k, c in enumerate(choices))
             image = f"{split}2017/{int(obj['image_id']):012d}.jpg"
             rationale = " ".join(obj.get("rationales") or []) or None
-            row = _row(row_id, where, coco_root, image, question, str(idx), choices, rationale)
-            yield row
+            yield _row(row_id, where, coco_root, image, question, str(idx), choices, rationale)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             msg = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             yield _fail(row_id, where, msg)
@@ -250,15 +249,19 @@ def read_vlmeval_tsv(path: Path) -> Iterator[Row]:
                 question = (rec.get("question") or "").strip()
                 if not question or not answer:
                     raise ValueError("missing 'question' or 'answer'")
-                yield {
-                    "id": row_id,
-                    "source": where,
-                    "image_b64": b64,
-                    "question": question,
-                    "answer": answer,
-                    "choices": choices if len(choices) >= 2 else None,
-                    "rationale": rec.get("hint") or None,
-                }
+                try:
+                    data = base64.b64decode(b64, validate=False)
+                except ValueError:
+                    raise ValueError("the image column is not valid base64") from None
+                yield _build(
+                    id=row_id,
+                    source=where,
+                    image_bytes=data,
+                    question=question,
+                    answer=answer,
+                    choices=choices if len(choices) >= 2 else None,
+                    rationale=rec.get("hint") or None,
+                )
             except ValueError as exc:
                 yield _fail(row_id, where, str(exc))
 
@@ -276,14 +279,14 @@ def read_parquet(path: Path) -> Iterator[Row]:
             row_id = str(rec.get("id") or f"{path.stem}-{n - 1}")
             try:
                 img = rec.get("image")
-                row = {"id": row_id, "source": where}
+                data = None
                 if isinstance(img, dict) and img.get("bytes"):
-                    row["image_b64"] = base64.b64encode(img["bytes"]).decode("ascii")
+                    data = bytes(img["bytes"])
                 elif isinstance(img, bytes | bytearray):
-                    row["image_b64"] = base64.b64encode(bytes(img)).decode("ascii")
+                    data = bytes(img)
                 else:
                     ref = img.get("path") if isinstance(img, dict) else img
-                    row = _row(
+                    yield _row(
                         row_id,
                         where,
                         root,
@@ -293,18 +296,19 @@ def read_parquet(path: Path) -> Iterator[Row]:
                         rec.get("choices"),
                         rec.get("rationale"),
                     )
-                    yield row
                     continue
                 q, a = rec.get("question"), rec.get("answer")
                 if not q or a in (None, ""):
                     raise ValueError("missing 'question' or 'answer'")
-                row.update(
+                yield _build(
+                    id=row_id,
+                    source=where,
+                    image_bytes=data,
                     question=str(q).strip(),
                     answer=str(a).strip(),
                     choices=_choices(rec.get("choices")),
                     rationale=rec.get("rationale") or None,
                 )
-                yield row
             except ValueError as exc:
                 yield _fail(row_id, where, str(exc))
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from robustgen.annotate.validate import word_count
-from robustgen.degrade.image import read_image
+from robustgen.images import read_image
 from robustgen.pipelines.dataset import Dataset
 from robustgen.schemas import Stage
 

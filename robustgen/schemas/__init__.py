@@ -11,7 +11,7 @@ from robustgen.schemas.recipe import (
     SeverityDistribution,
 )
 from robustgen.schemas.record import DatasetRecord, Quality
-from robustgen.schemas.sample import SourceSample
+from robustgen.schemas.sample import DegradedSample, Failure, SourceRow
 from robustgen.schemas.teacher import TeacherInfo, TeacherResult, Usage
 
 __all__ = [
@@ -32,6 +32,8 @@ __all__ = [
     "DegradationPlan",
     "Recipe",
     "SeverityDistribution",
-    "SourceSample",
+    "SourceRow",
+    "DegradedSample",
+    "Failure",
     "Stage",
 ]

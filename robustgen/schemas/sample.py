@@ -1,22 +1,33 @@
-"""One input row as every source reader produces it."""
+"""The typed values that travel between the stages of a job: a source row, a degraded sample, a failure."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from robustgen.schemas.degradation import AppliedDegradation
+from robustgen.schemas.record import Quality
+from robustgen.schemas.teacher import Usage
 
 
-class SourceSample(BaseModel):
-    """An image reference plus its question, ground-truth answer and optional choices/rationale."""
+class SourceRow(BaseModel):
+    """One input row, as every source reader (folder, JSONL, CSV, LLaVA, A-OKVQA, TSV, parquet, the built-in
+    samples) yields it: an image reference or the encoded image itself, the question and the ground truth."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
 
     id: str = Field(min_length=1, description="stable sample id; drives the sample's random stream")
-    image: str = Field(min_length=1, description="image path (relative to the source root) or skimage:NAME")
+    source: str = Field(default="", description="where the row came from (file:line)")
+    image: str | None = Field(
+        default=None, description="image file path (resolved under the source root) or skimage:NAME"
+    )
+    image_bytes: bytes | None = Field(default=None, description="the encoded image, for sources that embed it")
     question: str = Field(min_length=1)
-    answer: str = Field(min_length=1, description="ground truth; for multiple choice the option index as text")
+    answer: str | None = Field(
+        default=None, description="ground truth (multiple choice: the option index); None = open"
+    )
     choices: list[str] | None = Field(default=None, description="multiple-choice options, in order")
     rationale: str | None = Field(default=None, description="why the answer is right, if the source has one")
-    source: str = Field(default="", description="where the row came from (file:line)")
+    retry: bool = Field(default=False, description="a retried failure: the teacher asks afresh (no cached reply)")
 
     @field_validator("choices")
     @classmethod
@@ -24,3 +35,44 @@ class SourceSample(BaseModel):
         if choices is not None and len(choices) < 2:
             raise ValueError("a multiple-choice question needs at least two choices")
         return choices
+
+    @model_validator(mode="after")
+    def _one_image(self) -> SourceRow:
+        if (self.image is None) == (self.image_bytes is None):
+            raise ValueError("a row holds exactly one of 'image' (a path) and 'image_bytes'")
+        return self
+
+    @property
+    def image_ref(self) -> str:
+        """The source image as a record names it."""
+        return self.image if self.image is not None else f"{self.source} (embedded)"
+
+
+class Failure(BaseModel):
+    """An input that could not be written: which, where from, at which stage, and why (one line)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    source: str = ""
+    stage: str = Field(description="read | degrade | write | annotate | validate | transport | budget | internal")
+    reason: str
+    usage: Usage | None = Field(default=None, description="what the teacher spent before failing")
+
+    @field_validator("reason")
+    @classmethod
+    def _one_line(cls, reason: str) -> str:
+        return " ".join(reason.split())
+
+
+class DegradedSample(BaseModel):
+    """A row after the degrade stage: the degraded image is written; everything the teacher needs is here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    row: SourceRow
+    image: str = Field(description="degraded image, relative to the dataset folder")
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+    degradations: list[AppliedDegradation]
+    quality: Quality

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from robustgen.schemas import DatasetRecord
-from robustgen.schemas.chain import ROBUST_R1_INSTRUCTION, question_text
+from robustgen.schemas.training import training_row
 
 
 def _rows_from_folder(root: Path):
@@ -18,29 +17,11 @@ def _rows_from_folder(root: Path):
     for rec in sorted(records, key=lambda r: r.id):
         with Image.open(root / rec.image) as im:
             image = im.convert("RGB")
-        yield {
-            "id": rec.id,
-            "prompt": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "image", "text": None},
-                        {
-                            "type": "text",
-                            "text": f"{question_text(rec.question, rec.choices)}\n{ROBUST_R1_INSTRUCTION}",
-                        },
-                    ],
-                }
-            ],
-            "images": [image],
-            "solution": rec.response,
-            "answer": rec.chain.answer,
-            "degradations": json.dumps([d.model_dump(mode="json") for d in rec.degradations]),
-        }
+        yield {**training_row(rec), "images": [image]}
 
 
 def load_training_dataset(path: str | Path):
-    """A ``datasets.Dataset`` with prompt, images, solution, answer, degradations (the ``trl`` export layout)."""
+    """A ``datasets.Dataset``: prompt, images, solution, answer, choices, degradations (the ``trl`` export layout)."""
     import datasets
 
     path = Path(path)

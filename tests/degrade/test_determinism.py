@@ -8,14 +8,14 @@ import sys
 import numpy as np
 
 import robustgen as rg
-from robustgen.degrade.image import pixel_sha256
+from robustgen.images import pixel_sha256
 
 SCRIPT = """
 import json, sys, cv2
 import robustgen as rg
-from robustgen.degrade.image import load_image, pixel_sha256
+from robustgen.images import load_image, pixel_sha256
 img = cv2.resize(load_image("skimage:chelsea"), (96, 64))
-out = {d.name: pixel_sha256(rg.degrade(img, d.name, 0.7, seed=42)[0]) for d in rg.degraders()}
+out = {d.name: pixel_sha256(rg.degrade_image(img, d.name, 0.7, seed=42)[0]) for d in rg.degraders()}
 plan = rg.Recipe().sample(seed=9, sample_id="row-17")
 out["__plan__"] = plan.model_dump_json()
 out["__plan_pixels__"] = pixel_sha256(rg.apply_plan(img, plan)[0])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import robustgen as rg
-from robustgen.degrade.image import load_image, read_image, to_rgb_uint8, write_image
+from robustgen.images import load_image, read_image, to_rgb_uint8, write_image
 
 
 def test_gray_is_copied_to_three_channels():
@@ -47,7 +47,7 @@ def test_unusable_arrays_get_a_clear_error(bad):
 
 def test_degrade_accepts_16_bit_gray_and_returns_uint8_rgb():
     img = np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20
-    out, _ = rg.degrade(img, "lens_blur", 0.5)
+    out, _ = rg.degrade_image(img, "lens_blur", 0.5)
     assert out.shape == (48, 64, 3) and out.dtype == np.uint8
 
 

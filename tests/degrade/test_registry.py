@@ -53,3 +53,25 @@ def test_list_json_cli_matches_the_registry():
     rows = json.loads(out)
     assert {r["name"] for r in rows} == {d.name for d in rg.degraders()}
     assert all({"name", "label", "stage", "params"} <= set(r) for r in rows)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "import robustgen as rg; import robustgen.degrade.registry as reg",
+        "import robustgen.degrade.registry as reg; import robustgen as rg",
+    ],
+)
+def test_the_subpackage_is_never_shadowed_whatever_the_import_order(first):
+    """``robustgen.degrade`` is the subpackage in any import order; the one-call API is ``rg.degrade_image``."""
+    code = (
+        f"{first}\n"
+        "import types, numpy as np\n"
+        "import robustgen.degrade as d\n"
+        "assert isinstance(d, types.ModuleType) and isinstance(rg.degrade, types.ModuleType)\n"
+        "assert rg.degrade.registry is reg and reg.get('noise').name == 'noise'\n"
+        "out, rec = rg.degrade_image(np.zeros((8, 8, 3), np.uint8), 'noise', 0.5, seed=1)\n"
+        "assert out.shape == (8, 8, 3) and rec.name == 'noise'\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from robustgen.degrade.image import load_image, write_image
+from robustgen.images import load_image, write_image
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 

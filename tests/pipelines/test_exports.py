@@ -75,7 +75,9 @@ def test_trl_parquet_loads_with_datasets(dataset, tmp_path):
 
     assert cli("export", dataset, "--to", "trl", "--out", tmp_path).returncode == 0
     ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "train.parquet"), split="train")
-    assert len(ds) == 8 and {"prompt", "images", "solution", "answer", "degradations"} <= set(ds.column_names)
+    assert len(ds) == 8 and {"prompt", "images", "solution", "answer", "choices", "degradations"} <= set(
+        ds.column_names
+    )
     row = ds[0]
     assert row["prompt"][0]["role"] == "user"
     assert [c["type"] for c in row["prompt"][0]["content"]] == ["image", "text"]
@@ -83,6 +85,39 @@ def test_trl_parquet_loads_with_datasets(dataset, tmp_path):
     assert img.size[0] > 8 and img.mode in ("RGB", "L")
     assert parse_chain(row["solution"]).answer == row["answer"]
     assert json.loads(row["degradations"])[0]["name"]
+    records = {r["id"]: r for r in _records(dataset)}
+    assert all(r["choices"] == records[r["id"]]["choices"] for r in ds)  # the GRPO rewards read it
+
+
+def _records(dataset: Path) -> list[dict]:
+    return [json.loads(line) for shard in sorted((dataset / "data").glob("*.jsonl")) for line in shard.open()]
+
+
+def test_grpo_rewards_on_the_trl_export_score_index_letter_and_option_text(dataset, tmp_path):
+    """A completion may answer a multiple-choice question by index, letter or option text; all count."""
+    import datasets
+
+    from robustgen.train.rewards import trl_reward_funcs
+
+    assert cli("export", dataset, "--to", "trl", "--out", tmp_path).returncode == 0
+    ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "train.parquet"), split="train")
+    mc = [r for r in ds if r["choices"]]
+    assert mc, "the built-in samples hold multiple-choice questions"
+    accuracy = trl_reward_funcs()[0]
+    for row in mc:
+        idx = int(row["answer"])
+        wrong = (idx + 1) % len(row["choices"])
+        cols = {k: [row[k]] * 4 for k in ("solution", "answer", "choices", "degradations")}
+
+        def said(ans: str, head: str = row["solution"].split("<ANSWER>")[0]) -> str:
+            return head + f"<ANSWER>{ans}<ANSWER_END>"
+
+        got = accuracy(
+            prompts=[row["prompt"]] * 4,
+            completions=[said(str(idx)), said("ABCDEFGH"[idx]), said(row["choices"][idx]), said(str(wrong))],
+            **cols,
+        )
+        assert got == [1.0, 1.0, 1.0, 0.0], (row["id"], row["choices"], row["answer"])
 
 
 def _copy(dataset: Path, tmp_path: Path) -> Path:
@@ -122,7 +157,7 @@ def test_stats_writes_plots_and_a_page(dataset, tmp_path):
 
 
 def _tsv(tmp_path: Path, n: int = 4) -> Path:
-    from robustgen.degrade.image import load_image
+    from robustgen.images import load_image
 
     names = ["astronaut", "coffee", "chelsea", "rocket"]
     lines = ["index\timage\tquestion\tA\tB\tanswer\tcategory"]
@@ -171,7 +206,7 @@ def test_corrupt_eval_tsv_keeps_rows_and_columns_and_levels_are_monotone(tmp_pat
 
 
 def test_corrupt_eval_folder(tmp_path):
-    from robustgen.degrade.image import load_image, write_image
+    from robustgen.images import load_image, write_image
 
     src = tmp_path / "imgs"
     write_image(src / "a.png", cv2.resize(load_image("skimage:coffee"), (96, 64)))

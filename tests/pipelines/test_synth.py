@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from robustgen.degrade.image import read_image
+from robustgen.images import read_image
 from robustgen.schemas import ReasoningChain, parse_chain, render_chain
 
 from ..annotate.fake_openai import FakeOpenAI

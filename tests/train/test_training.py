@@ -77,7 +77,7 @@ def test_grpo_two_steps_log_every_reward_and_see_the_columns(setup, monkeypatch)
     for name in ("accuracy", "format", "r_deg", "r_len"):
         assert all(f"rewards/{name}/mean" in h for h in logs), name
     assert t.args.beta == 0.04 and t.args.loss_type == "grpo"  # the paper preset
-    assert seen and all({"solution", "answer", "degradations"} <= keys for keys in seen)
+    assert seen and all({"solution", "answer", "choices", "degradations"} <= keys for keys in seen)
     visual = t.model.model.visual if hasattr(t.model, "model") else t.model.visual
     assert not any(p.requires_grad for p in visual.parameters())  # vision tower frozen
 

@@ -1,0 +1,224 @@
+"""A structured-output client for OpenAI-compatible endpoints: probe once per run, cache, transport, JSON to a
+pydantic model. Shared by every strategy of the openai teacher (and anything else that asks an endpoint)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from typing import Any, Literal
+
+import openai
+from pydantic import BaseModel, ValidationError
+
+from robustgen.annotate import prompts
+from robustgen.annotate.cache import ResponseCache, cache_key
+from robustgen.annotate.transport import CostMeter, RateLimiter, RetryPolicy, Transport, TransportError
+from robustgen.errors import RobustgenError
+from robustgen.schemas import Usage
+
+StructuredMode = Literal["json_schema", "json_object", "prompt"]
+LADDER: tuple[StructuredMode, ...] = ("json_schema", "json_object", "prompt")
+_PROBE_SCHEMA = {
+    "type": "object",
+    "properties": {"ok": {"type": "string"}},
+    "required": ["ok"],
+    "additionalProperties": False,
+}
+
+
+def parse_json_reply(text: str) -> dict[str, Any]:
+    """The first JSON object in ``text``; raw newlines inside strings are tolerated (llama.cpp grammars)."""
+    text = text.strip()
+    fence = re.search(r"```(?:json)?\s*(.*?)```", text, flags=re.S)
+    if fence:
+        text = fence.group(1).strip()
+    decoder = json.JSONDecoder(strict=False)
+    start = text.find("{")
+    while start >= 0:
+        try:
+            obj, _ = decoder.raw_decode(text, start)
+            if isinstance(obj, dict):
+                return obj
+        except json.JSONDecodeError:
+            pass
+        start = text.find("{", start + 1)
+    raise ValueError("the reply holds no JSON object")
+
+
+def first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "reply"
+    return f"{where}: {err['msg']}"
+
+
+def response_format(mode: StructuredMode, name: str, schema: dict) -> dict | None:
+    if mode == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+    if mode == "json_object":
+        return {"type": "json_object", "schema": schema}
+    return None
+
+
+class StructuredClient:
+    """Asks one model on one endpoint for JSON that validates against a pydantic model.
+
+    The structured-output mode is probed once per client (behind a lock, whatever the concurrency: ``json_schema``,
+    then ``json_object`` with a schema, then plain JSON in the prompt) and remembered in the cache; the probe's
+    tokens are counted in ``probe_usage``. Replies are cached by their full request."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        model: str,
+        api_key_env: str,
+        structured_output: str,
+        policy: RetryPolicy,
+        limiter: RateLimiter,
+        meter: CostMeter,
+        concurrency: int,
+        cache_dir: str | None = None,
+        seed: int = 0,
+        client: openai.AsyncOpenAI | None = None,
+    ) -> None:
+        key = os.environ.get(api_key_env, "")
+        self.base_url, self.model, self.api_key_env = base_url, model, api_key_env
+        self.client = client or openai.AsyncOpenAI(
+            api_key=key or "sk-no-key-needed", base_url=base_url, max_retries=0, timeout=policy.timeout_s
+        )
+        self.transport = Transport(
+            self.client, policy, limiter, meter, concurrency=concurrency, secret=key or None, seed=seed
+        )
+        self.cache = ResponseCache(cache_dir) if cache_dir else None
+        self.mode: StructuredMode | None = None if structured_output == "auto" else structured_output  # type: ignore[assignment]
+        self.probe_usage = Usage()
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    def preflight(self) -> None:
+        """``RobustgenError`` when no request could succeed (no key for the public endpoint)."""
+        if not os.environ.get(self.api_key_env) and self.base_url is None:
+            raise RobustgenError(
+                f"the openai teacher needs an API key in ${self.api_key_env} (or --base-url for a local server)"
+            )
+
+    def _probe_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+    async def structured_mode(self) -> StructuredMode:
+        """The best structured-output mode the endpoint accepts: probed once, then remembered."""
+        if self.mode is not None:
+            return self.mode
+        async with self._probe_lock():
+            if self.mode is None:  # the first caller probes; the others wait for its answer
+                self.mode = await self._probe()
+        return self.mode
+
+    async def _probe(self) -> StructuredMode:
+        from robustgen.annotate.openai_teacher import public_url
+
+        memo_key = cache_key({"probe": public_url(self.base_url), "model": self.model, "v": 1})
+        if self.cache is not None and (hit := self.cache.get(memo_key)):
+            return hit["mode"]
+        found: StructuredMode = "prompt"
+        base = self.transport.policy
+        quick = RetryPolicy(1, base.base_delay_s, base.max_delay_s, base.timeout_s)  # this call only
+        for mode in LADDER[:-1]:
+            body = {
+                "model": self.model,
+                "messages": [{"role": "user", "content": 'Reply with the JSON object {"ok": "yes"}.'}],
+                "max_tokens": 16,
+                "temperature": 0.0,
+                "response_format": response_format(mode, "probe", _PROBE_SCHEMA),
+            }
+            try:
+                resp = await self.transport.chat(body, self.probe_usage, estimated_tokens=64, policy=quick)
+                parse_json_reply(resp.choices[0].message.content or "")
+            except (TransportError, ValueError):
+                continue
+            found = mode
+            break
+        if self.cache is not None:
+            self.cache.put(memo_key, {"mode": found})
+        return found
+
+    async def ask(
+        self,
+        messages: list[dict],
+        image_hashes: list[str],
+        name: str,
+        model: type[BaseModel],
+        usage: Usage,
+        *,
+        temperature: float,
+        max_tokens: int,
+        fresh: bool = False,
+    ) -> tuple[BaseModel | None, list[str]]:
+        """Ask once; (parsed reply, []) or (None, problems to re-ask with). ``fresh`` skips cached replies."""
+        mode = await self.structured_mode()
+        schema = prompts.schema_of(model)
+        if mode == "prompt":
+            first = messages[0]
+            instruction = f"\nReply with only a JSON object that matches this JSON schema: {json.dumps(schema)}"
+            messages = [{**first, "content": first["content"] + instruction}, *messages[1:]]
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+        }
+        fmt = response_format(mode, name, schema)
+        if fmt:
+            body["response_format"] = fmt
+        content, finish = await self._cached_chat(body, image_hashes, mode, schema, usage, fresh)
+        if finish == "length":
+            return None, [f"the reply was cut off at {max_tokens} tokens; be more concise"]
+        try:
+            data = parse_json_reply(content)
+            # extra keys a model adds are ignored; missing or non-string ones fail validation -> re-ask
+            return model.model_validate({k: data.get(k) for k in model.model_fields}), []
+        except ValidationError as exc:
+            return None, [f"the reply was not the JSON object asked for ({first_error(exc)})"]
+        except ValueError as exc:
+            return None, [f"the reply was not the JSON object asked for ({' '.join(str(exc).split())[:200]})"]
+
+    async def _cached_chat(
+        self, body: dict, image_hashes: list[str], mode: str, schema: dict, usage: Usage, fresh: bool
+    ) -> tuple[str, str | None]:
+        key = None
+        if self.cache is not None:
+            material = {
+                "model": self.model,
+                "endpoint_kind": mode,
+                "prompt_version": prompts.PROMPT_VERSION,
+                "messages": _without_images(body["messages"]),
+                "images": image_hashes,
+                "sampling": {"temperature": body["temperature"], "max_tokens": body["max_tokens"]},
+                "schema": prompts.schema_hash(schema),
+            }
+            key = cache_key(material)
+            if not fresh and (hit := self.cache.get(key)) is not None:
+                usage.cache_hits += 1
+                return hit["content"], hit.get("finish_reason")
+        resp = await self.transport.chat(body, usage, estimated_tokens=body["max_tokens"] + 800)
+        choice = resp.choices[0]
+        content, finish = choice.message.content or "", choice.finish_reason
+        if self.cache is not None and key and finish != "length":
+            self.cache.put(key, {"content": content, "finish_reason": finish})
+        return content, finish
+
+
+def _without_images(messages: list[dict]) -> list[dict]:
+    """Messages with image data URLs dropped (their hashes go into the key separately)."""
+    out = []
+    for m in messages:
+        content = m["content"]
+        if isinstance(content, list):
+            content = [p for p in content if p.get("type") != "image_url"]
+        out.append({"role": m["role"], "content": content})
+    return out
