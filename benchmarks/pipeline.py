@@ -53,9 +53,8 @@ def make_source(folder: Path, n: int, side: int) -> Path:
 
 def _bare_one(args):
     import robustgen as rg
-    from robustgen.images import read_image
+    from robustgen.images import encode, read_image
     from robustgen.pipelines.output import image_relpath
-    from robustgen.pipelines.process import encode_image
 
     row, root, out = args
     img = read_image(Path(root) / row["image"])
@@ -63,7 +62,7 @@ def _bare_one(args):
     degraded = rg.apply_plan(img, plan)[0]
     target = Path(out) / image_relpath(row["id"], "jpg")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(encode_image(degraded, "jpg"))
+    target.write_bytes(encode(degraded, "jpg"))
 
 
 def _init():

@@ -19,8 +19,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def fake_teacher_args(url: str, key_env: str = "ROBUSTGEN_TEST_KEY") -> list[str]:
-    """synth flags for the openai teacher against a FakeOpenAI server."""
+def fake_teacher_args(url: str, key_env: str = "ROBUSTGEN_TEST_KEY", structured: str = "auto") -> list[str]:
+    """synth flags for the openai teacher against a FakeOpenAI server (the default ``auto`` mode: the probe runs)."""
     return [
         "--teacher",
         "openai",
@@ -31,5 +31,5 @@ def fake_teacher_args(url: str, key_env: str = "ROBUSTGEN_TEST_KEY") -> list[str
         "--api-key-env",
         key_env,
         "--structured-output",
-        "json_schema",
+        structured,
     ]

@@ -14,13 +14,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from robustgen.degrade.apply import replay
 from robustgen.degrade.recipes import Recipe, fixed_plan
 from robustgen.errors import ImageError, RobustgenError
-from robustgen.pipelines.process import decode_bytes, encode_image
+from robustgen.images import decode, encode, read_image
 from robustgen.pipelines.sources import IMAGE_SUFFIXES
 
 DEFAULT_LEVELS = (0.23, 0.45, 0.9)
@@ -75,7 +74,7 @@ def corrupt_tsv(
             for lineno, row in enumerate(reader, 2):
                 row_id = row[idx_col] if idx_col is not None and idx_col < len(row) else str(lineno)
                 try:
-                    image = decode_bytes(base64.b64decode(row[col]), f"{src.name}:{lineno}")
+                    image = decode(base64.b64decode(row[col]), f"{src.name}:{lineno}")
                 except (ImageError, ValueError, IndexError) as exc:
                     # the row stays (row counts must match the original); the failure is recorded
                     print(f"skipped: {src.name}:{lineno}: image column unreadable: {exc}", file=sys.stderr)
@@ -87,7 +86,7 @@ def corrupt_tsv(
                     writers, sides, _degrade_levels(image, recipe, seed, row_id, levels), strict=True
                 ):
                     new = list(row)
-                    new[col] = base64.b64encode(encode_image(degraded, "jpg")).decode("ascii")
+                    new[col] = base64.b64encode(encode(degraded, "jpg")).decode("ascii")
                     w.writerow(new)
                     side.write(
                         json.dumps(
@@ -116,7 +115,7 @@ def corrupt_folder(
         for f in sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
             rel = f.relative_to(src)
             try:
-                image = decode_bytes(f.read_bytes(), str(f))
+                image = read_image(f)
             except ImageError as exc:
                 print(f"skipped: {exc}", file=sys.stderr)
                 continue
@@ -126,8 +125,7 @@ def corrupt_folder(
                 target = d / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fmt = "png" if rel.suffix.lower() == ".png" else "jpg"
-                ok, buf = cv2.imencode(f".{fmt}", cv2.cvtColor(degraded, cv2.COLOR_RGB2BGR))
-                target.with_suffix(f".{fmt}").write_bytes(buf.tobytes())
+                target.with_suffix(f".{fmt}").write_bytes(encode(degraded, fmt))
                 side.write(
                     json.dumps(
                         {

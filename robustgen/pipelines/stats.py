@@ -9,11 +9,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from robustgen.annotate.validate import word_count
-from robustgen.images import read_image
+from robustgen.images import data_url, read_image
 from robustgen.pipelines.dataset import Dataset
 from robustgen.schemas import Stage
 
@@ -96,13 +95,8 @@ def plots(st: dict[str, Any]) -> dict[str, bytes]:
 
 
 def _thumb(path: Path, side: int = 256) -> str:
-    img = read_image(path)
-    h, w = img.shape[:2]
-    s = side / max(h, w)
-    if s < 1:
-        img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return base64.b64encode(buf.tobytes()).decode()
+    """A data URL of a small JPEG of the image."""
+    return data_url(read_image(path), side, quality=85)[0]
 
 
 def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery: int = 12) -> str:
@@ -129,7 +123,7 @@ def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery
     parts.append("<h2>samples</h2>")
     for r in st["records"][:gallery]:
         parts.append(
-            f"<div class='card'><img alt='{e(r.id)}' src='data:image/jpeg;base64,{_thumb(ds.root / r.image)}'>"
+            f"<div class='card'><img alt='{e(r.id)}' src='{_thumb(ds.root / r.image)}'>"
             f"<div><b>{e(r.id)}</b>: {e(r.question)}<div class='tag'>{e(r.response)}</div></div></div>"
         )
     parts.append("</body></html>")

@@ -154,13 +154,33 @@ def test_structured_output_probe_walks_the_ladder(item, rejects, expected, tmp_p
     with FakeOpenAI(reject_formats=rejects) as fake:
         t = teacher(fake.url, tmp_path, structured_output="auto")
         res = run(t.annotate(item))
-        assert t.structured == expected and res.teacher.structured_output == expected
+        assert t.client.mode == expected and res.teacher.structured_output == expected
         last = fake.requests[-1]
         assert (last.get("response_format") or {}).get("type") == (None if expected == "prompt" else expected)
         # the probe is remembered: a second teacher on the same cache does not probe again
         n = len(fake.requests)
         t2 = teacher(fake.url, tmp_path, structured_output="auto")
-        assert run(t2.probe()) == expected and len(fake.requests) == n
+        assert run(t2.client.structured_mode()) == expected and len(fake.requests) == n
+
+
+def test_concurrent_samples_probe_the_endpoint_exactly_once(item):
+    """The default ``auto`` mode with a batch in flight: one probe ladder, not one per sample; the probe's
+    quick retry policy is used for the probe only, and its tokens are reported as run-level usage."""
+    from dataclasses import replace
+
+    async def batch(t):
+        return await asyncio.gather(*(t.annotate(replace(item, sample_id=f"s{i}")) for i in range(8)))
+
+    with FakeOpenAI(reject_formats=("json_schema",)) as fake:
+        fake.delay_s = 0.05
+        t = teacher(fake.url, structured_output="auto", concurrency=8)
+        results = run(batch(t))
+        probes = [r for r in fake.requests if '{"ok": "yes"}' in json.dumps(r["messages"])]
+        assert len(probes) == 2  # json_schema (rejected), then json_object: one walk down the ladder
+        assert len(fake.requests) == 2 + 8 and all(r.teacher.structured_output == "json_object" for r in results)
+        assert t.client.transport.policy.max_retries == 4  # the configured policy, untouched by the probe
+        assert t.run_usage().requests == 2 and t.run_usage().total_tokens > 0
+        assert sum(r.usage.requests for r in results) == 8  # samples are not charged for the probe
 
 
 def test_cache_means_a_rerun_sends_nothing(server, item, tmp_path):
@@ -238,7 +258,7 @@ def test_rate_limiter_spaces_requests():
 def test_missing_key_for_openai_proper_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(rg.RobustgenError, match=r"needs an API key in \$OPENAI_API_KEY"):
-        OpenAITeacher(OpenAITeacherConfig())
+        OpenAITeacher(OpenAITeacherConfig()).preflight()
 
 
 def test_open_ended_rows_have_no_answer_check_but_need_an_answer(server, item):

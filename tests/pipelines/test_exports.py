@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from robustgen.degrade.quality import ssim
-from robustgen.pipelines.process import decode_bytes
+from robustgen.images import decode
 from robustgen.schemas import parse_chain
 
 from ..helpers import robustgen_cmd
@@ -183,7 +183,7 @@ def test_corrupt_eval_tsv_keeps_rows_and_columns_and_levels_are_monotone(tmp_pat
         pd.testing.assert_frame_equal(df.drop(columns="image"), original.drop(columns="image"))
         scores[n] = []
         for a, b in zip(original["image"], df["image"], strict=True):
-            clean, bad = decode_bytes(base64.b64decode(a), "a"), decode_bytes(base64.b64decode(b), "b")
+            clean, bad = decode(base64.b64decode(a), "a"), decode(base64.b64decode(b), "b")
             assert clean.shape == bad.shape
             scores[n].append(ssim(clean, bad))
         side = [

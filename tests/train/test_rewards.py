@@ -122,12 +122,12 @@ def test_paper_r_deg_is_bounded_by_the_prediction_count(types):
 def test_shipped_example_configs_parse():
     from pathlib import Path
 
-    from robustgen.annotate.openai_teacher import load_config
+    from robustgen.annotate.registry import teacher_config
     from robustgen.train.trainer import TrainConfig
 
     root = Path(__file__).resolve().parents[2] / "examples"
     for name in ("grpo.yaml", "sft.yaml"):
         cfg = TrainConfig.load(root / "training" / name)
         assert cfg.model and cfg.dataset and cfg.args
-    teacher = load_config(root / "openai_local" / "teacher.yaml", base_url="http://127.0.0.1:8000/v1")
+    teacher = teacher_config("openai", root / "openai_local" / "teacher.yaml", {"base_url": "http://127.0.0.1:8000/v1"})
     assert teacher.structured_output == "auto" and teacher.max_reasks == 3

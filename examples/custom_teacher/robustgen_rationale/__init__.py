@@ -1,0 +1,74 @@
+"""A plugin teacher: chains built from the rationale a source row carries (offline, deterministic).
+
+It shows everything a teacher owns: a pydantic ``Config`` (validated from ``--teacher-config`` and
+``--teacher-set``), what changes the dataset (``fingerprint``: ``speed_fields`` are left out), a dry-run
+``estimate`` and one async ``annotate`` returning a validated chain or raising ``TeacherFailure``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
+from robustgen.annotate.validate import check_chain, expected_types, word_count
+from robustgen.annotate.wording import answer_phrase, influence_of, join_labels, sentence
+from robustgen.schemas import ReasoningChain, TeacherInfo, TeacherResult, Usage
+
+
+class RationaleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lead: str = Field(default="Looking past the damage", description="words that open the reasoning")
+    filler: str = Field(
+        default="Fine detail is discounted and the coarse layout is trusted",
+        description="sentence repeated until the reasoning reaches the length band",
+    )
+    call_log: str | None = Field(default=None, description="append one JSON line per annotated sample (debugging)")
+
+
+class RationaleTeacher(Teacher):
+    name = "rationale"
+    Config = RationaleConfig
+    speed_fields: ClassVar[frozenset[str]] = frozenset({"call_log"})
+    config: RationaleConfig
+
+    @classmethod
+    def check_source(cls, open_ended: bool) -> str | None:
+        return "the rationale teacher needs rows with answers and rationales" if open_ended else None
+
+    def estimate(self, items: Iterable[TeacherInput]) -> dict[str, str]:
+        items = list(items)
+        without = sum(1 for i in items if not i.rationale)
+        return {"rows without a rationale (will fail)": str(without)}
+
+    async def annotate(self, item: TeacherInput) -> TeacherResult:
+        if not item.answer or not item.rationale:
+            raise TeacherFailure("the rationale teacher needs a ground-truth answer and a rationale")
+        if self.config.call_log:
+            with open(self.config.call_log, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"id": item.sample_id}) + "\n")
+        lo, hi = item.band.bounds(item.total_severity)
+        ans = answer_phrase(item.answer, item.choices)
+        reasoning = sentence(f"{self.config.lead}, {item.rationale}")
+        while word_count(reasoning) + word_count(self.config.filler) + 4 < lo:
+            reasoning += " " + sentence(self.config.filler)
+        reasoning += " " + sentence(f"So the answer is {ans}")
+        words = reasoning.split()
+        if len(words) > hi:
+            reasoning = " ".join(words[: hi - 1]) + "."
+        influence = " ".join(sentence(f"{d.label}: {influence_of(d)}") for d in item.degradations) or "None."
+        chain = ReasoningChain(
+            types=expected_types(item.degradations),
+            influence=influence,
+            reasoning=reasoning,
+            conclusion=sentence(f"Despite the {join_labels(item.degradations) or 'conditions'}, it is {ans}"),
+            answer=item.answer,
+        )
+        problems = check_chain(chain, item.degradations, item.answer, item.choices, item.band)
+        if problems:
+            raise TeacherFailure("; ".join(problems))
+        return TeacherResult(chain=chain, usage=Usage(), teacher=TeacherInfo(kind=self.name, model="rationale-1"))
