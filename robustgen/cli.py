@@ -81,6 +81,28 @@ def list_cmd(
     out.print(table)
 
 
+@app.command("teachers")
+def teachers_cmd(as_json: Annotated[bool, typer.Option("--json", help="machine-readable list")] = False) -> None:
+    """Every registered teacher (built-ins and robustgen.teachers plugins) and its settings."""
+    from robustgen.annotate.registry import teacher_class, teacher_names
+
+    rows = []
+    for name in teacher_names():
+        cls = teacher_class(name)
+        rows.append(
+            {"name": name, "module": cls.__module__, "pooled": cls.pooled, "settings": list(cls.Config.model_fields)}
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title=f"{len(rows)} teachers")
+    for col in ("name", "module", "settings"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["module"], ", ".join(r["settings"]) or "-")
+    out.print(table)
+
+
 def _collect_inputs(inputs: list[str], samples: bool) -> list[tuple[str, str]]:
     """(sample id, source reference) pairs; ids are unique and stable."""
     found: list[tuple[str, str]] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import platform
 import sys
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow.fs as pafs
 from pydantic import BaseModel, ConfigDict, Field
 
 from robustgen.annotate.base import Teacher
@@ -94,6 +96,7 @@ class SynthSummary(BaseModel):
     tokens: int = 0
     cost_usd: float = 0.0
     failure_reasons: dict[str, int] = Field(default_factory=dict)
+    rows_in_driver: int = Field(default=0, description="rows the driver processed while Ray was starting")
 
 
 # ---- the driver -------------------------------------------------------------------------------------
@@ -140,6 +143,7 @@ def stream_inputs(
     """Read the source once, writing pending rows to input chunks (``on_chunk`` gets each as it is written);
     returns (rows read, read failures)."""
     out.delete(f"{WORK_DIR}/inputs")
+    out.delete(f"{WORK_DIR}/claims")
     buf: list[str] = []
     total, n_chunks, read_failures = 0, 0, []
     seen: dict[str, str] = {}
@@ -257,31 +261,38 @@ class _Driver:
         self.cfg, self.spec, self.on_rows = cfg, spec, on_rows
         self.local = not cfg.teacher_obj.pooled and not cfg.ray_address
         self.queue: list[str] = []
+        self.next = 0  # the next chunk the driver tries
         self.lock = threading.Lock()
         self.need_ray = threading.Event()
-        self.ray_up = threading.Event()
         self.scanned = threading.Event()
+        self.local_rows = 0  # rows the driver processed itself (reported in the manifest's timings)
 
     def add(self, rel: str) -> None:
         with self.lock:
             self.queue.append(rel)
-            if not self.local or len(self.queue) > LOCAL_CHUNKS:
+            if not self.local or len(self.queue) - self.next > LOCAL_CHUNKS:
                 self.need_ray.set()
 
     def _take(self) -> str | None:
         with self.lock:
-            return self.queue.pop(0) if self.queue and not self.ray_up.is_set() else None
+            if self.next < len(self.queue):
+                self.next += 1
+                return self.queue[self.next - 1]
+            return None
 
     def work_locally(self) -> None:
-        """Process queued chunks in this process until Ray is up or nothing is left."""
+        """Process chunks in queue order until none is left; Ray tasks take them from the same list, and a claim
+        decides who does each (so the driver keeps working while Ray Data starts up)."""
         while self.local:
             rel = self._take()
             if rel is None:
-                if self.scanned.is_set() or self.ray_up.is_set():
+                if self.scanned.is_set():
                     return
                 time.sleep(0.005)
                 continue
-            self.on_rows(run_chunk(self.spec, rel))
+            progress = run_chunk(self.spec, rel)
+            self.local_rows += len(progress.get("id", []))
+            self.on_rows(progress)
 
 
 # ---- Ray stage functions (module level: they are shipped to workers) -------------------------------
@@ -348,8 +359,25 @@ def _merge(progress: dict[str, list], more: dict[str, list]) -> None:
         progress.setdefault(k, []).extend(v)
 
 
+def claim(out: Output, rel: str) -> bool:
+    """Take a chunk for this process: the driver and Ray tasks race for the first chunks of a local run, and
+    an exclusive create decides (True: ours to process). Other filesystems are never raced for."""
+    if not isinstance(out.fs, pafs.LocalFileSystem):
+        return True
+    marker = out.path(f"{WORK_DIR}/claims/{rel.rsplit('/', 1)[-1]}")
+    os.makedirs(os.path.dirname(marker), exist_ok=True)
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
 def run_chunk(spec: JobSpec, rel: str) -> dict[str, list]:
-    """In-task teacher: read, degrade, annotate and write one input chunk, a shard per ``batch_size`` rows."""
+    """In-task teacher: read, degrade, annotate and write one input chunk, a shard per ``batch_size`` rows
+    (nothing when another process claimed the chunk first)."""
+    if not claim(spec.output(), rel):
+        return {}
     rows, out = _rows(spec, rel), spec.output()
     teacher, band = spec.teacher_obj(), spec.recipe_obj().reasoning_length
     progress: dict[str, list] = {}
@@ -364,7 +392,7 @@ def run_chunk(spec: JobSpec, rel: str) -> dict[str, list]:
 
 def chunk_task(batch, *, spec: dict):
     job = JobSpec(**spec)
-    progress: dict[str, list] = {}
+    progress: dict[str, list] = {"id": [], "ok": [], "tokens": [], "cost": []}
     for rel in batch["chunk"]:
         _merge(progress, run_chunk(job, rel))
     return {k: np.array(v, dtype=object) for k, v in progress.items()}
@@ -418,6 +446,7 @@ def finish(
     cost: float,
     written_ids: set[str],
     usage: Usage | None = None,
+    rows_in_driver: int = 0,
 ) -> SynthSummary:
     """Merge failure shards into failures.jsonl (sorted by id) and write the manifest. ``written_ids``: the
     ids in data shards (known from the start-up scan plus this run's progress rows: no second full read)."""
@@ -445,6 +474,7 @@ def finish(
         tokens=tokens,
         cost_usd=round(cost, 6),
         failure_reasons=dict(reasons.most_common()),
+        rows_in_driver=rows_in_driver,
     )
     out.write_text(MANIFEST, json.dumps(manifest(cfg, summary, started, usage), indent=2, sort_keys=True))
     return summary
@@ -488,6 +518,8 @@ def manifest(cfg: SynthConfig, summary: SynthSummary, started: float, usage: Usa
             "started": started,
             "seconds": summary.seconds,
             "samples_per_s": round((summary.total - summary.resumed) / max(summary.seconds, 1e-9), 3),
+            "rows_in_driver": summary.rows_in_driver,
+            "rows_on_ray": summary.total - summary.resumed - summary.rows_in_driver,
         },
         "usage": {"tokens": summary.tokens, "cost_usd": summary.cost_usd, "run_level": usage.model_dump()},
         "failure_reasons": summary.failure_reasons,
@@ -532,7 +564,8 @@ def synth(
             for raw in cols.get("run_usage") or []:
                 if raw:
                     run_usage.add(Usage.model_validate_json(raw))
-            for sid, ok, tok, cost in zip(cols["id"], cols["ok"], cols["tokens"], cols["cost"], strict=True):
+            columns = (cols.get(k, []) for k in ("id", "ok", "tokens", "cost"))
+            for sid, ok, tok, cost in zip(*columns, strict=True):
                 counters["tokens"] += int(tok)
                 counters["cost"] += float(cost)
                 if ok:
@@ -565,24 +598,38 @@ def synth(
     worker.start()
     driver.need_ray.wait()
     with driver.lock:
-        more = not driver.scanned.is_set() or (len(driver.queue) > (LOCAL_CHUNKS if driver.local else 0))
+        left = len(driver.queue) - driver.next
+        more = not driver.scanned.is_set() or left > (LOCAL_CHUNKS if driver.local else 0)
+    announced = False
+
+    def announce() -> None:
+        nonlocal announced
+        if on_start and not announced and "scan" in result:
+            announced = True
+            total, read_failures = result["scan"]
+            on_start(max(0, total - len(read_failures) - len(done)))
+
     if "error" not in result and more:
         _init_ray(cfg)  # meanwhile the scan goes on and the driver works through the first chunks
-        driver.ray_up.set()
+        scanner.join()
+        announce()
+        if "error" not in result:
+            with driver.lock:
+                rest = driver.queue[driver.next :] if driver.local else list(driver.queue)
+            if rest:
+                run_on_ray(cfg, spec, rest, on_rows)  # the driver keeps claiming chunks from the front
     scanner.join()
     worker.join()
     for key in ("error", "local_error"):
         if key in result:
             raise result[key]
-    total, read_failures = result["scan"]
-    if on_start:
-        on_start(max(0, total - len(read_failures) - len(done)))
-    if driver.queue:
-        _init_ray(cfg)  # (already up, unless the scan finished first)
-        run_on_ray(cfg, spec, driver.queue, on_rows)
+    announce()
+    total, _ = result["scan"]
     usage = cfg.teacher_obj.run_usage().model_copy()
     usage.add(run_usage)
-    return finish(cfg, out, total, len(done), started, counters["tokens"], counters["cost"], written, usage)
+    return finish(
+        cfg, out, total, len(done), started, counters["tokens"], counters["cost"], written, usage, driver.local_rows
+    )
 
 
 def _ids_in_read(out: Output) -> set[str]:

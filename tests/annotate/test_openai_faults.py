@@ -175,11 +175,13 @@ def test_concurrent_samples_probe_the_endpoint_exactly_once(item):
         fake.delay_s = 0.05
         t = teacher(fake.url, structured_output="auto", concurrency=8)
         results = run(batch(t))
-        probes = [r for r in fake.requests if '{"ok": "yes"}' in json.dumps(r["messages"])]
-        assert len(probes) == 2  # json_schema (rejected), then json_object: one walk down the ladder
-        assert len(fake.requests) == 2 + 8 and all(r.teacher.structured_output == "json_object" for r in results)
+        probes = [r for r in fake.requests if '{"ok": "yes"}' in str(r["messages"][0]["content"])]
+        # one walk down the ladder: json_schema (HTTP 500, retried once by the probe's own policy), json_object
+        kinds = [p["response_format"]["type"] for p in probes]
+        assert kinds == ["json_schema", "json_schema", "json_object"]
+        assert len(fake.requests) == 3 + 8 and all(r.teacher.structured_output == "json_object" for r in results)
         assert t.client.transport.policy.max_retries == 4  # the configured policy, untouched by the probe
-        assert t.run_usage().requests == 2 and t.run_usage().total_tokens > 0
+        assert t.run_usage().requests == 3 and t.run_usage().total_tokens > 0
         assert sum(r.usage.requests for r in results) == 8  # samples are not charged for the probe
 
 

@@ -1,6 +1,5 @@
 """Every source format becomes the same kind of row; broken rows become failures, not crashes."""
 
-import base64
 import json
 
 import pyarrow as pa
@@ -8,21 +7,23 @@ import pyarrow.parquet as pq
 import pytest
 
 from robustgen.pipelines.sources import SourceError, read_source
+from robustgen.schemas import Failure, SourceRow
 
 
 def test_samples_have_questions_answers_and_rationales():
     rows = list(read_source("samples"))
-    assert len(rows) >= 12 and len({r["id"] for r in rows}) == len(rows)
-    assert all(r["image"].startswith("skimage:") and r["question"] and r["answer"] and r["rationale"] for r in rows)
-    assert any(r["choices"] for r in rows) and any(not r["choices"] for r in rows)
+    assert len(rows) >= 12 and len({r.id for r in rows}) == len(rows) and all(isinstance(r, SourceRow) for r in rows)
+    assert all(r.image.startswith("skimage:") and r.question and r.answer and r.rationale for r in rows)
+    assert any(r.choices for r in rows) and any(not r.choices for r in rows)
 
 
 def test_jsonl_rows_resolve_under_the_root_and_bad_rows_fail_alone(bad_jsonl):
     rows = list(read_source(str(bad_jsonl)))
-    good = [r for r in rows if "error" not in r]
-    bad = {r["id"]: r["error"] for r in rows if "error" in r}
+    good = [r for r in rows if isinstance(r, SourceRow)]
+    bad = {r.id: r.reason for r in rows if isinstance(r, Failure)}
+    assert all(r.stage == "read" for r in rows if isinstance(r, Failure))
     assert len(good) == 12 + 5  # zero/notimage/truncated/missing/bomb fail later, at decode time
-    assert all(r["image"].startswith(str(bad_jsonl.parent)) for r in good)
+    assert all(r.image.startswith(str(bad_jsonl.parent)) for r in good)
     assert "escapes the source root" in bad["escape"] and "escapes the source root" in bad["absolute"]
     assert "missing 'question'" in bad["noquestion"]
     assert any("malformed JSON line" in e for e in bad.values())
@@ -33,7 +34,7 @@ def test_csv_with_pipe_separated_choices(tmp_path, image_dir):
     (tmp_path / "a.jpg").write_bytes((image_dir / "coffee.jpg").read_bytes())
     p.write_text("id,image,question,answer,choices\nc1,a.jpg,What drink?,1,tea|coffee|milk\n")
     (row,) = read_source(str(p))
-    assert row["choices"] == ["tea", "coffee", "milk"] and row["answer"] == "1"
+    assert row.choices == ["tea", "coffee", "milk"] and row.answer == "1"
 
 
 def test_llava_conversations(tmp_path, image_dir):
@@ -52,8 +53,8 @@ def test_llava_conversations(tmp_path, image_dir):
     p = tmp_path / "llava.json"
     p.write_text(json.dumps(data))
     rows = list(read_source(str(p)))
-    assert rows[0]["question"] == "What is on the table?" and rows[0]["answer"] == "A cup."
-    assert "error" in rows[1]
+    assert rows[0].question == "What is on the table?" and rows[0].answer == "A cup."
+    assert isinstance(rows[1], Failure)
 
 
 def test_aokvqa_renders_questions_as_robust_r1_does(tmp_path, image_dir):
@@ -72,16 +73,16 @@ def test_aokvqa_renders_questions_as_robust_r1_does(tmp_path, image_dir):
     p = tmp_path / "aokvqa_v1p0_val.json"
     p.write_text(json.dumps(data))
     (row,) = read_source(str(p), coco_root=str(tmp_path))
-    assert row["question"] == "What is in the cup?\n0. tea\n1. coffee\n2. soup\n3. water"
-    assert row["answer"] == "1" and row["choices"][1] == "coffee"
-    assert row["image"].endswith("val2017/000000000042.jpg") and row["rationale"].startswith("It is dark brown.")
+    assert row.question == "What is in the cup?\n0. tea\n1. coffee\n2. soup\n3. water"
+    assert row.answer == "1" and row.choices[1] == "coffee"
+    assert row.image.endswith("val2017/000000000042.jpg") and row.rationale.startswith("It is dark brown.")
 
 
 def test_vlmeval_tsv_keeps_base64_and_maps_letters(vlmeval_tsv):
     rows = list(read_source(str(vlmeval_tsv)))
-    assert [r["answer"] for r in rows] == ["0", "1", "2", "3"]
-    assert rows[0]["choices"] == ["astronaut", "coffee", "chelsea", "rocket"]
-    assert base64.b64decode(rows[0]["image_b64"])[:2] == b"\xff\xd8"
+    assert [r.answer for r in rows] == ["0", "1", "2", "3"]
+    assert rows[0].choices == ["astronaut", "coffee", "chelsea", "rocket"]
+    assert rows[0].image_bytes[:2] == b"\xff\xd8" and rows[0].image is None
 
 
 def test_parquet_with_image_bytes(tmp_path, image_dir):
@@ -92,12 +93,27 @@ def test_parquet_with_image_bytes(tmp_path, image_dir):
     p = tmp_path / "d.parquet"
     pq.write_table(table, p)
     (row,) = read_source(str(p))
-    assert base64.b64decode(row["image_b64"]) == data and row["answer"] == "a rocket"
+    assert row.image_bytes == data and row.answer == "a rocket"
 
 
 def test_folder_rows_are_open_ended(image_dir):
     rows = list(read_source(str(image_dir), question="What is shown?"))
-    assert len(rows) == 4 and all(r["answer"] is None and r["question"] == "What is shown?" for r in rows)
+    assert len(rows) == 4 and all(r.answer is None and r.question == "What is shown?" for r in rows)
+
+
+def test_folder_symlinks_out_of_the_folder_and_fifos_are_failures(image_dir, tmp_path):
+    import os
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ok.jpg").write_bytes((image_dir / "coffee.jpg").read_bytes())
+    (tmp_path / "secret.jpg").write_bytes((image_dir / "rocket.jpg").read_bytes())
+    (src / "link.jpg").symlink_to(tmp_path / "secret.jpg")
+    os.mkfifo(src / "pipe.jpg")
+    rows = {r.id: r for r in read_source(str(src), question="What is shown?")}
+    assert isinstance(rows["ok"], SourceRow)
+    assert isinstance(rows["link"], Failure) and "escapes the source root" in rows["link"].reason
+    assert isinstance(rows["pipe"], Failure) and "not a regular file" in rows["pipe"].reason
 
 
 def test_unusable_sources_are_usage_errors(tmp_path):

@@ -53,10 +53,11 @@ class RationaleTeacher(Teacher):
                 f.write(json.dumps({"id": item.sample_id}) + "\n")
         lo, hi = item.band.bounds(item.total_severity)
         ans = answer_phrase(item.answer, item.choices)
+        closing = sentence(f"So the answer is {ans}")
         reasoning = sentence(f"{self.config.lead}, {item.rationale}")
-        while word_count(reasoning) + word_count(self.config.filler) + 4 < lo:
+        while word_count(reasoning) + word_count(closing) < lo:
             reasoning += " " + sentence(self.config.filler)
-        reasoning += " " + sentence(f"So the answer is {ans}")
+        reasoning += " " + closing
         words = reasoning.split()
         if len(words) > hi:
             reasoning = " ".join(words[: hi - 1]) + "."
