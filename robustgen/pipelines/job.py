@@ -31,8 +31,9 @@ from robustgen.schemas import DegradedSample, Failure, SourceRow, Usage
 
 #: rows per input chunk: one Ray task reads, degrades (and for an in-task teacher annotates) a chunk
 CHUNK_ROWS = 64
-#: chunks the driver may still hold when Ray is up before it hands the rest to Ray (a small job never starts Ray)
-LOCAL_CHUNKS = 2
+#: pending chunks the driver takes on alone before it starts Ray (a small job never starts Ray); 0 (environment
+#: ROBUSTGEN_LOCAL_CHUNKS=0): the driver processes nothing itself and every chunk runs on Ray
+LOCAL_CHUNKS = int(os.environ.get("ROBUSTGEN_LOCAL_CHUNKS", "2"))
 
 
 class SynthConfig(BaseModel):
@@ -259,9 +260,10 @@ class _Driver:
 
     def __init__(self, cfg: SynthConfig, spec: JobSpec, on_rows: Callable[[dict[str, Any]], None]) -> None:
         self.cfg, self.spec, self.on_rows = cfg, spec, on_rows
-        self.local = not cfg.teacher_obj.pooled and not cfg.ray_address
+        self.local = not cfg.teacher_obj.pooled and not cfg.ray_address and LOCAL_CHUNKS > 0
         self.queue: list[str] = []
         self.next = 0  # the next chunk the driver tries
+        self.ray_delivering = threading.Event()  # Ray Data has returned rows: the driver stops taking chunks
         self.lock = threading.Lock()
         self.need_ray = threading.Event()
         self.scanned = threading.Event()
@@ -275,6 +277,8 @@ class _Driver:
 
     def _take(self) -> str | None:
         with self.lock:
+            if self.ray_delivering.is_set():
+                return None
             if self.next < len(self.queue):
                 self.next += 1
                 return self.queue[self.next - 1]
@@ -286,7 +290,7 @@ class _Driver:
         while self.local:
             rel = self._take()
             if rel is None:
-                if self.scanned.is_set():
+                if self.scanned.is_set() or self.ray_delivering.is_set():
                     return
                 time.sleep(0.005)
                 continue
@@ -617,7 +621,13 @@ def synth(
             with driver.lock:
                 rest = driver.queue[driver.next :] if driver.local else list(driver.queue)
             if rest:
-                run_on_ray(cfg, spec, rest, on_rows)  # the driver keeps claiming chunks from the front
+
+                def from_ray(cols: dict[str, list]) -> None:
+                    if cols.get("id"):
+                        driver.ray_delivering.set()  # two busy workers: the driver steps back
+                    on_rows(cols)
+
+                run_on_ray(cfg, spec, rest, from_ray)  # the driver keeps claiming chunks from the front
     scanner.join()
     worker.join()
     for key in ("error", "local_error"):
