@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import subprocess
 import sys
+from pathlib import Path
 
 
 def robustgen_cmd() -> list[str]:
@@ -33,3 +36,10 @@ def fake_teacher_args(url: str, key_env: str = "ROBUSTGEN_TEST_KEY", structured:
         "--structured-output",
         structured,
     ]
+
+
+def install_example(example: Path, target: Path) -> dict[str, str]:
+    """pip-install an example plugin into ``target``; the environment that makes Python see it."""
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*cmd, "--target", str(target), str(example)], check=True, capture_output=True, text=True)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}

@@ -1,34 +1,17 @@
 """A third-party package adds a degrader through the ``robustgen.degraders`` entry point."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from .helpers import install_example
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "custom_degrader"
 
 
 def test_installed_plugin_is_listed_used_and_replayed(tmp_path):
-    target = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(EXAMPLE),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    env = install_example(EXAMPLE, tmp_path / "site")
     listed = subprocess.run(
         [sys.executable, "-m", "robustgen.cli", "list", "--json"], env=env, capture_output=True, text=True, check=True
     )

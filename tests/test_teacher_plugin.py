@@ -4,37 +4,20 @@ configured through the CLI with one-line errors, estimated by --dry-run, run by 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from .helpers import install_example
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "custom_teacher"
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(EXAMPLE),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    return install_example(EXAMPLE, tmp_path_factory.mktemp("site"))
 
 
 def cli(env, *args):

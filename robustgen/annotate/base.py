@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from robustgen.schemas import AppliedDegradation, LengthBand, TeacherResult, Usage
+from robustgen.schemas import AppliedDegradation, LengthBand, SourceRow, TeacherResult, Usage
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,29 @@ class TeacherInput:
     @property
     def total_severity(self) -> float:
         return float(sum(d.severity for d in self.degradations))
+
+    @classmethod
+    def for_row(
+        cls,
+        row: SourceRow,
+        degradations: list[AppliedDegradation],
+        band: LengthBand,
+        images: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> TeacherInput:
+        """The input for a source row and its degradations; ``images`` (clean, degraded) when the teacher looks."""
+        clean, degraded = images if images is not None else (None, None)
+        return cls(
+            sample_id=row.id,
+            clean=clean,
+            degraded=degraded,
+            degradations=degradations,
+            question=row.question,
+            answer=row.answer,
+            choices=row.choices,
+            rationale=row.rationale,
+            band=band,
+            fresh=row.retry,
+        )
 
 
 class TeacherFailure(Exception):

@@ -6,7 +6,6 @@ import difflib
 import importlib
 import inspect
 import logging
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from robustgen.annotate.base import Teacher
 from robustgen.errors import RobustgenError
+from robustgen.plugins import load_entry_points
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,11 @@ def _ensure_loaded() -> None:
     _loaded = True
     for mod in _BUILTIN_MODULES:
         importlib.import_module(mod)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for name, cls in load_entry_points(ENTRY_POINT_GROUP):
         try:
-            cls = ep.load()
-            if ep.name not in _registry:
-                register_teacher(cls)
-        except Exception as exc:  # a broken plugin must not take the built-ins down
-            log.warning("robustgen: teacher plugin %r failed to load: %s", ep.name, exc)
+            register_teacher(cls)  # type: ignore[arg-type]
+        except TypeError as exc:
+            log.warning("robustgen: teacher plugin %r: %s", name, exc)
 
 
 def teacher_names() -> list[str]:

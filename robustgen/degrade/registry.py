@@ -7,10 +7,10 @@ import importlib
 import inspect
 import logging
 import re
-from importlib.metadata import entry_points
 
 from robustgen.degrade.base import Degrader
 from robustgen.errors import UnknownDegraderError
+from robustgen.plugins import load_entry_points
 from robustgen.schemas import Stage
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,7 @@ def register(cls: type[Degrader]) -> type[Degrader]:
 
 
 def _load_plugins() -> None:
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-        except Exception as exc:  # a broken plugin must not take the built-ins down
-            log.warning("robustgen: plugin %r failed to load: %s", ep.name, exc)
-            continue
+    for ep_name, obj in load_entry_points(ENTRY_POINT_GROUP):
         classes = (
             [obj]
             if inspect.isclass(obj)
@@ -60,7 +55,7 @@ def _load_plugins() -> None:
         )
         for cls in classes:
             if not (inspect.isclass(cls) and issubclass(cls, Degrader)):
-                log.warning("robustgen: plugin %r is not a Degrader subclass", ep.name)
+                log.warning("robustgen: plugin %r is not a Degrader subclass", ep_name)
                 continue
             if cls.name not in _registry:
                 register(cls)

@@ -31,17 +31,7 @@ def dry_run(cfg) -> Table:
             for d in plan.degradations:
                 stages[d.stage.value] += 1
                 names[d.name] += 1
-            yield TeacherInput(
-                sample_id=row.id,
-                clean=None,
-                degraded=None,
-                degradations=plan.degradations,
-                question=row.question,
-                answer=row.answer,
-                choices=row.choices,
-                rationale=row.rationale,
-                band=recipe.reasoning_length,
-            )
+            yield TeacherInput.for_row(row, plan.degradations, recipe.reasoning_length)
 
     estimate = cfg.teacher_obj.estimate(items())
     table = Table(title=f"dry run: {counts['samples']} samples ({counts['bad']} unreadable rows), nothing sent")

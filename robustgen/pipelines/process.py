@@ -59,23 +59,6 @@ def degrade_row(
     return sample, (clean, degraded)
 
 
-def teacher_input(sample: DegradedSample, band: LengthBand, images: Images | None) -> TeacherInput:
-    row = sample.row
-    clean, degraded = images if images is not None else (None, None)
-    return TeacherInput(
-        sample_id=row.id,
-        clean=clean,
-        degraded=degraded,
-        degradations=sample.degradations,
-        question=row.question,
-        answer=row.answer,
-        choices=row.choices,
-        rationale=row.rationale,
-        band=band,
-        fresh=row.retry,
-    )
-
-
 def reload_images(sample: DegradedSample, out: Output) -> Images:
     """The clean and degraded pixels of a sample that crossed a process boundary as a path."""
     return load_row_image(sample.row), decode(out.read_bytes(sample.image), sample.image)
@@ -89,7 +72,8 @@ async def annotate_sample(
     try:
         if teacher.wants_images and images is None:
             images = reload_images(sample, out)
-        result = await teacher.annotate(teacher_input(sample, band, images if teacher.wants_images else None))
+        item = TeacherInput.for_row(row, sample.degradations, band, images if teacher.wants_images else None)
+        result = await teacher.annotate(item)
     except TeacherFailure as exc:
         return fail(row, exc.stage, exc.reason, usage=exc.usage)
     except RobustgenError as exc:
