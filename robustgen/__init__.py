@@ -12,7 +12,11 @@ pulls in neither OpenCV nor Ray.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# albumentations (used for a few pixel functions) would otherwise open a connection to PyPI on import
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
 

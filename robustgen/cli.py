@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+import robustgen._lean  # noqa: F401  (first: no torch adapter, no update check in our processes)
 from robustgen.degrade import registry
 from robustgen.degrade.apply import replay
 from robustgen.degrade.recipes import Recipe, fixed_plan, parse_spec

@@ -208,7 +208,8 @@ class StructuredClient:
         resp = await self.transport.chat(body, usage, estimated_tokens=body["max_tokens"] + 800)
         choice = resp.choices[0]
         content, finish = choice.message.content or "", choice.finish_reason
-        if self.cache is not None and key and finish != "length":
+        if self.cache is not None and key:
+            # cut-off replies too: the re-ask answers them, and a resume replays the same conversation for free
             self.cache.put(key, {"content": content, "finish_reason": finish})
         return content, finish
 

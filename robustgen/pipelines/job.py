@@ -20,10 +20,12 @@ import numpy as np
 import pyarrow.fs as pafs
 from pydantic import BaseModel, ConfigDict, Field
 
+import robustgen._lean  # noqa: F401  (first: no torch adapter, no update check in our processes)
 from robustgen.annotate.base import Teacher
 from robustgen.annotate.registry import make_teacher, teacher_class
 from robustgen.degrade.recipes import Recipe
 from robustgen.errors import RobustgenError
+from robustgen.images import SAMPLE_PREFIX, read_bytes
 from robustgen.pipelines import process
 from robustgen.pipelines.output import DATA_DIR, FAILURES, MANIFEST, RUN_FILE, WORK_DIR, Output
 from robustgen.pipelines.sources import read_source
@@ -147,6 +149,9 @@ def stream_inputs(
     out.delete(f"{WORK_DIR}/claims")
     buf: list[str] = []
     total, n_chunks, read_failures = 0, 0, []
+    # an output no other process can claim chunks in is an object store, and its workers may be on other
+    # machines: the chunks then carry the image bytes, so the nodes share nothing but the object store
+    embed = not _claimable(out)
     seen: dict[str, str] = {}
     rows = read_source(cfg.source, cfg.format, cfg.question, cfg.coco_root, cfg.split)
 
@@ -178,6 +183,12 @@ def stream_inputs(
             continue
         if row.id in retry:
             row = row.model_copy(update={"retry": True})  # its cached teacher replies led to the failure
+        if embed and row.image_bytes is None and not row.image.startswith(SAMPLE_PREFIX):
+            try:
+                row = row.model_copy(update={"image_bytes": read_bytes(row.image)})
+            except RobustgenError as exc:
+                read_failures.append(Failure(id=row.id, source=row.source, stage="read", reason=str(exc)))
+                continue
         buf.append(row.model_dump_json() + "\n")
         if len(buf) >= CHUNK_ROWS:
             flush()
@@ -231,6 +242,9 @@ def run_on_ray(cfg: SynthConfig, spec: JobSpec, chunks: list[str], on_rows: Call
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the CLI draws its own
+    # progress rows are tiny: a block per yielded chunk, so each chunk's rows reach the driver as it is written
+    # (not when a lane ends); a whole chunk still fits one block
+    ctx.target_max_block_size = 1024
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     kwargs = {"spec": spec.model_dump()}
     ds = ray.data.from_items([{"chunk": c} for c in chunks], override_num_blocks=len(chunks))
@@ -247,6 +261,10 @@ def run_on_ray(cfg: SynthConfig, spec: JobSpec, chunks: list[str], on_rows: Call
             ),
             num_cpus=0.5,
         )
+    elif _claimable(spec.output()):
+        lanes = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        ds = ray.data.from_items([{"lane": i} for i in range(lanes)], override_num_blocks=lanes)
+        ds = ds.map_batches(lane_task, batch_size=1, fn_kwargs={**kwargs, "chunks": chunks})
     else:
         ds = ds.map_batches(chunk_task, batch_size=1, fn_kwargs=kwargs)
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -260,7 +278,9 @@ class _Driver:
 
     def __init__(self, cfg: SynthConfig, spec: JobSpec, on_rows: Callable[[dict[str, Any]], None]) -> None:
         self.cfg, self.spec, self.on_rows = cfg, spec, on_rows
-        self.local = not cfg.teacher_obj.pooled and not cfg.ray_address and LOCAL_CHUNKS > 0
+        self.local = (
+            not cfg.teacher_obj.pooled and not cfg.ray_address and LOCAL_CHUNKS > 0 and _claimable(spec.output())
+        )
         self.queue: list[str] = []
         self.next = 0  # the next chunk the driver tries
         self.ray_delivering = threading.Event()  # Ray Data has returned rows: the driver stops taking chunks
@@ -363,10 +383,15 @@ def _merge(progress: dict[str, list], more: dict[str, list]) -> None:
         progress.setdefault(k, []).extend(v)
 
 
+def _claimable(out: Output) -> bool:
+    """Chunks can be claimed (an exclusive create) on a local folder; not on object stores."""
+    return isinstance(out.fs, pafs.LocalFileSystem)
+
+
 def claim(out: Output, rel: str) -> bool:
     """Take a chunk for this process: the driver and Ray tasks race for the first chunks of a local run, and
     an exclusive create decides (True: ours to process). Other filesystems are never raced for."""
-    if not isinstance(out.fs, pafs.LocalFileSystem):
+    if not _claimable(out):
         return True
     marker = out.path(f"{WORK_DIR}/claims/{rel.rsplit('/', 1)[-1]}")
     os.makedirs(os.path.dirname(marker), exist_ok=True)
@@ -394,12 +419,31 @@ def run_chunk(spec: JobSpec, rel: str) -> dict[str, list]:
     return progress
 
 
+PROGRESS_COLUMNS = ("id", "ok", "tokens", "cost")
+
+
+def _columns(progress: dict[str, list]) -> dict[str, np.ndarray]:
+    return {k: np.array(progress.get(k, []), dtype=object) for k in PROGRESS_COLUMNS}
+
+
 def chunk_task(batch, *, spec: dict):
+    """One task per chunk (filesystems where chunks cannot be claimed, e.g. object stores)."""
     job = JobSpec(**spec)
-    progress: dict[str, list] = {"id": [], "ok": [], "tokens": [], "cost": []}
+    progress: dict[str, list] = {}
     for rel in batch["chunk"]:
         _merge(progress, run_chunk(job, rel))
-    return {k: np.array(v, dtype=object) for k, v in progress.items()}
+    return _columns(progress)
+
+
+def lane_task(batch, *, spec: dict, chunks: list[str]):
+    """A long-lived lane (one per worker CPU): claims chunks in order until none is left, yielding the progress
+    of each as it is written. Two tasks for the whole run instead of one per chunk: Ray schedules almost nothing
+    and the driver's executor stays idle, so the CPUs go to pixels."""
+    job = JobSpec(**spec)
+    for rel in chunks:
+        progress = run_chunk(job, rel)
+        if progress:
+            yield _columns(progress)
 
 
 def degrade_task(batch, *, spec: dict):

@@ -66,7 +66,8 @@ class Output:
         if parent not in self._made:
             self.fs.create_dir(parent, recursive=True)
             self._made.add(parent)
-        if not atomic:
+        if not atomic or not isinstance(self.fs, pafs.LocalFileSystem):
+            # an object store writes an object whole or not at all: no temporary name, no rename
             with self.fs.open_output_stream(final) as f:
                 f.write(data)
             return

@@ -28,7 +28,7 @@ Images = tuple[np.ndarray, np.ndarray]  # (clean, degraded)
 def load_row_image(row: SourceRow) -> np.ndarray:
     """The clean image of a row, decoded with the same guards whatever the source."""
     if row.image_bytes is not None:
-        return decode(row.image_bytes, row.source)
+        return decode(row.image_bytes, row.image or row.source)
     assert row.image is not None
     if row.image.startswith(SAMPLE_PREFIX):
         return load_image(row.image)

@@ -20,7 +20,10 @@ class SourceRow(BaseModel):
     image: str | None = Field(
         default=None, description="image file path (resolved under the source root) or skimage:NAME"
     )
-    image_bytes: bytes | None = Field(default=None, description="the encoded image, for sources that embed it")
+    image_bytes: bytes | None = Field(
+        default=None,
+        description="the encoded image: sources that embed it, or a file's bytes carried to workers on other machines",
+    )
     question: str = Field(min_length=1)
     answer: str | None = Field(
         default=None, description="ground truth (multiple choice: the option index); None = open"
@@ -37,9 +40,9 @@ class SourceRow(BaseModel):
         return choices
 
     @model_validator(mode="after")
-    def _one_image(self) -> SourceRow:
-        if (self.image is None) == (self.image_bytes is None):
-            raise ValueError("a row holds exactly one of 'image' (a path) and 'image_bytes'")
+    def _an_image(self) -> SourceRow:
+        if self.image is None and self.image_bytes is None:
+            raise ValueError("a row needs 'image' (a path) or 'image_bytes'")
         return self
 
     @property

@@ -179,10 +179,11 @@ def test_concurrent_samples_probe_the_endpoint_exactly_once(item):
         # one walk down the ladder: json_schema (HTTP 500, retried once by the probe's own policy), json_object
         kinds = [p["response_format"]["type"] for p in probes]
         assert kinds == ["json_schema", "json_schema", "json_object"]
-        assert len(fake.requests) == 3 + 8 and all(r.teacher.structured_output == "json_object" for r in results)
+        assert len(probes) == 3 and all(r.teacher.structured_output == "json_object" for r in results)
         assert t.client.transport.policy.max_retries == 4  # the configured policy, untouched by the probe
         assert t.run_usage().requests == 3 and t.run_usage().total_tokens > 0
-        assert sum(r.usage.requests for r in results) == 8  # samples are not charged for the probe
+        # samples are not charged for the probe (a transport retry under load is their own)
+        assert sum(r.usage.requests - r.usage.retries for r in results) == 8
 
 
 def test_cache_means_a_rerun_sends_nothing(server, item, tmp_path):
