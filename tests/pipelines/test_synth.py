@@ -415,7 +415,7 @@ def test_object_store_output_on_a_two_node_cluster_with_kill_and_resume(image_di
         while proc.poll() is None and time.monotonic() < deadline:
             shards = [
                 i
-                for i in s3.get_file_info(pafs.FileSelector("bucket/ds", recursive=True))
+                for i in s3.get_file_info(pafs.FileSelector("bucket/ds", recursive=True, allow_not_found=True))
                 if i.path.startswith("bucket/ds/data/")
             ]
             if len(shards) >= 3:
@@ -423,8 +423,11 @@ def test_object_store_output_on_a_two_node_cluster_with_kill_and_resume(image_di
                 break
             time.sleep(0.1)
         proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
+        resumed = int(re.search(r"\((\d+) from an earlier run\)", res.stdout).group(1))
+        assert 0 < resumed < 160, res.stdout
         local_tmp = tmp_path / "s3copy"
         pafs.copy_files(
             "bucket/ds", str(local_tmp), source_filesystem=s3, destination_filesystem=pafs.LocalFileSystem()
