@@ -1,13 +1,13 @@
 """Throughput of `robustgen synth` against a bare 2-process loop, and of the teacher stage against an
 endpoint with a fixed delay. Run on demand (not in CI):
 
-    python benchmarks/pipeline.py [--samples 2000] [--side 512] [--delay 0.2] [--concurrency 8]
+    python benchmarks/pipeline.py [--samples 2000,10000] [--side 512] [--rss-rows 10000,100000] [--delay 0.2]
 
-1. template teacher, --workers 2, N samples, vs a bare multiprocessing loop (2 processes) doing the same
-   decode -> plan -> degrade -> JPEG encode -> write; target >= 85% of the bare loop.
+1. template teacher, default flags, N samples, vs a bare multiprocessing loop (2 processes) doing the same
+   decode -> plan -> degrade -> JPEG encode -> write; target >= 85% of the bare loop at 10,000 rows.
 2. openai teacher against a local server that answers after a fixed delay; target >= 90% of
    concurrency / delay samples per second.
-3. peak RSS of the driver for N/4 and N samples (it must not grow with the dataset).
+3. peak RSS of the driver at 10,000 and 100,000 rows of tiny images (it must not grow with the dataset).
 """
 
 from __future__ import annotations
@@ -110,10 +110,35 @@ def run_synth(args: list[str], env: dict | None = None) -> tuple[float, float, i
     return wall, seconds, rss
 
 
+def template_vs_bare(tmp: Path, n: int, side: int) -> list[str]:
+    """synth (template teacher, defaults) against the bare 2-process loop on the same rows, same run."""
+    src = make_source(tmp / f"src{n}", n, side)
+    bare = bare_loop(src, tmp / f"bare{n}")
+    out = tmp / f"synth{n}"
+    wall, inner, _ = run_synth(["--out", str(out), "--source", str(src), "--workers", "2"])
+    stamps = sorted(p.stat().st_mtime for p in (out / "images").rglob("*.jpg"))
+    steady = (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-9)
+    first_image = stamps[0] - LAST_START
+    timings = json.loads((out / "manifest.json").read_text())["timings"]
+    return [
+        f"| synth, template teacher, {n} samples at {side}px | {n / wall:.1f} samples/s "
+        f"(wall {wall:.1f}s, {n / inner:.1f}/s inside the job) |",
+        f"| bare 2-process loop (decode, degrade, encode, write), {n} samples | "
+        f"{n / bare:.1f} samples/s ({bare:.1f}s) |",
+        f"| synth steady state (first to last image written), {n} samples | {steady:.1f} samples/s |",
+        f"| command start to first image written, {n} samples | {first_image:.2f} s |",
+        f"| rows processed by the driver / by Ray tasks, {n} samples | "
+        f"{timings['rows_in_driver']} / {timings['rows_on_ray']} |",
+        f"| synth / bare, {n} samples | {bare / wall:.2f} (wall) / {bare / inner:.2f} (job) / "
+        f"{steady * bare / n:.2f} (steady) |",
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=2000)
+    ap.add_argument("--samples", default="2000,10000", help="comma-separated row counts for synth vs bare")
     ap.add_argument("--side", type=int, default=512)
+    ap.add_argument("--rss-rows", default="10000,100000", help="row counts for driver peak RSS (tiny images)")
     ap.add_argument("--delay", type=float, default=0.2)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--teacher-samples", type=int, default=400)
@@ -121,33 +146,14 @@ def main() -> None:
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        src = make_source(tmp / "src", args.samples, args.side)
-        bare = bare_loop(src, tmp / "bare")
-        wall, inner, rss_full = run_synth(["--out", str(tmp / "synth"), "--source", str(src), "--workers", "2"])
-        n = args.samples
-        stamps = sorted(p.stat().st_mtime for p in (tmp / "synth" / "images").rglob("*.jpg"))
-        steady = (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-9)
-        first_image = stamps[0] - LAST_START
-        timings = json.loads((tmp / "synth" / "manifest.json").read_text())["timings"]
-        lines.append(
-            f"| synth, template teacher, {n} samples at {args.side}px | {n / wall:.1f} samples/s "
-            f"(wall {wall:.1f}s, {n / inner:.1f}/s inside the job) |"
-        )
-        lines.append(
-            f"| bare 2-process loop (decode, degrade, encode, write) | {n / bare:.1f} samples/s ({bare:.1f}s) |"
-        )
-        lines.append(f"| synth steady state (first to last image written) | {steady:.1f} samples/s |")
-        lines.append(f"| command start to first image written | {first_image:.2f} s |")
-        lines.append(
-            f"| rows processed by the driver / by Ray tasks | {timings['rows_in_driver']} / {timings['rows_on_ray']} |"
-        )
-        lines.append(
-            f"| synth / bare | {bare / wall:.2f} (wall) / {bare / inner:.2f} (job) / {steady * bare / n:.2f} (steady) |"
-        )
-
-        quarter = make_source(tmp / "src4", n // 4, args.side)
-        _, _, rss_quarter = run_synth(["--out", str(tmp / "synth4"), "--source", str(quarter), "--workers", "2"])
-        lines.append(f"| driver peak RSS | {rss_quarter} MB at {n // 4} samples, {rss_full} MB at {n} |")
+        for n in (int(x) for x in args.samples.split(",") if x):
+            lines += template_vs_bare(tmp, n, args.side)
+        rss = []
+        for n in (int(x) for x in args.rss_rows.split(",") if x):
+            tiny = make_source(tmp / f"tiny{n}", n, 32)
+            rss.append(f"{run_synth(['--out', str(tmp / f'tinyout{n}'), '--source', str(tiny)])[2]} MB at {n}")
+        if rss:
+            lines.append(f"| driver peak RSS (32 px images) | {', '.join(rss)} |")
 
         sys.path.insert(0, str(ROOT / "tests" / "annotate"))
         from fake_openai import FakeOpenAI  # the same scripted server the tests use
