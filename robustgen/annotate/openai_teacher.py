@@ -6,6 +6,7 @@ influence, reasoning, a length pass when needed, conclusion)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -177,11 +178,13 @@ class OpenAITeacher(Teacher):
         parts: list[dict] = [{"type": "image_url", "image_url": {"url": url}} for url in images]
         return {"role": "user", "content": [*parts, {"type": "text", "text": text}]}
 
-    def images(self, item: TeacherInput, which: tuple[str, ...]) -> tuple[list[str], list[str]]:
-        """(data URLs, sha256 of each encoded image) of the named images of ``item``."""
+    async def images(self, item: TeacherInput, which: tuple[str, ...]) -> tuple[list[str], list[str]]:
+        """(data URLs, sha256 of each encoded image) of the named images of ``item``; encoded off the event loop,
+        so other samples' requests go on meanwhile."""
         if not self.config.images:
             return [], []
-        pairs = [data_url(img, self.config.max_image_side) for a in which if (img := getattr(item, a)) is not None]
+        imgs = [img for a in which if (img := getattr(item, a)) is not None]
+        pairs = await asyncio.to_thread(lambda: [data_url(img, self.config.max_image_side) for img in imgs])
         return [u for u, _ in pairs], [h for _, h in pairs]
 
     def assemble(self, item: TeacherInput, influence: str, reasoning: str, conclusion: str, answer: str):
@@ -243,7 +246,7 @@ class OpenAITeacher(Teacher):
 
 async def _single(t: OpenAITeacher, item: TeacherInput, usage: Usage) -> ReasoningChain:
     """One call for the whole chain."""
-    urls, hashes = t.images(item, ("degraded",))
+    urls, hashes = await t.images(item, ("degraded",))
     words = item.band.bounds(item.total_severity)
     task = prompts.single_task(item.question, item.choices, item.answer, item.degradations, words, item.rationale)
     messages = [{"role": "system", "content": prompts.SYSTEM}, t.user(task, urls)]
@@ -273,12 +276,12 @@ async def _staged(t: OpenAITeacher, item: TeacherInput, usage: Usage) -> Reasoni
     budget = [t.config.max_reasks]
     system = {"role": "system", "content": prompts.SYSTEM}
     words = lo, hi = item.band.bounds(item.total_severity)
-    urls, hashes = t.images(item, ("clean", "degraded"))
+    urls, hashes = await t.images(item, ("clean", "degraded"))
     messages = [system, t.user(prompts.influence_task(item.degradations), urls)]
     inf = await t.ask_until_valid(
         item, messages, hashes, "influence", prompts.InfluenceBody, usage, _no_refusal("influence"), budget
     )
-    urls, hashes = t.images(item, ("degraded",))
+    urls, hashes = await t.images(item, ("degraded",))
     task = prompts.reasoning_task(
         item.question, item.choices, item.answer, item.degradations, inf.influence, words, item.rationale
     )

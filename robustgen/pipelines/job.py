@@ -476,7 +476,7 @@ class AnnotateActor:
         todo = [(s, None) for s in items if isinstance(s, DegradedSample)]
         annotated = iter(await process.annotate_all(self.teacher, todo, self.band, self.out) if todo else [])
         results = [s if isinstance(s, Failure) else next(annotated) for s in items]
-        progress = process.write_shard(self.out, results)
+        progress = await asyncio.to_thread(process.write_shard, self.out, results)
         usage = self.teacher.run_usage()  # e.g. the probe: reported once per actor, on its progress rows
         if usage.requests and not getattr(self, "_reported", False):
             self._reported = True
@@ -594,6 +594,17 @@ def synth(
         if reason := teacher_cls.check_source(open_ended=fmt == "folder"):
             raise RobustgenError(f"{cfg.source}: {reason}")
     out = Output(cfg.out)
+    with out.exclusive():  # one run per folder at a time: a second writer is refused, not interleaved
+        return _run(cfg, out, started, on_progress, on_start)
+
+
+def _run(
+    cfg: SynthConfig,
+    out: Output,
+    started: float,
+    on_progress: Callable[[dict], None] | None,
+    on_start: Callable[[int], None] | None,
+) -> SynthSummary:
     prepare_output(cfg, out)
     retry: set[str] = set()
     if cfg.retry_failed:

@@ -5,12 +5,18 @@ Writes are atomic (temporary name, then move) so a killed run never leaves a tor
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.fs as pafs
+
+from robustgen.errors import RobustgenError
 
 DATA_DIR, IMAGES_DIR, WORK_DIR = "data", "images", ".work"
 MANIFEST, FAILURES, RUN_FILE = "manifest.json", "failures.jsonl", ".work/run.json"
@@ -107,6 +113,27 @@ class Output:
             self.fs.delete_dir(self.path(rel))
         elif info.type == pafs.FileType.File:
             self.fs.delete_file(self.path(rel))
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the run folder for this process: a second ``synth`` into the same local folder is refused with a
+        one-line error instead of interleaving with the first. (Object stores have no lock: one writer there.)"""
+        if not isinstance(self.fs, pafs.LocalFileSystem):
+            yield
+            return
+        os.makedirs(self.root, exist_ok=True)
+        fd = os.open(self.root, os.O_RDONLY)  # the folder itself: --overwrite empties it but never removes it
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RobustgenError(
+                    f"{self.uri}: another robustgen run is writing into this folder; wait for it to finish or "
+                    "choose another --out"
+                ) from None
+            yield
+        finally:
+            os.close(fd)
 
     def clear(self) -> None:
         """Remove everything in the run folder (``--overwrite``)."""

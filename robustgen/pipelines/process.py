@@ -71,7 +71,7 @@ async def annotate_sample(
     row = sample.row
     try:
         if teacher.wants_images and images is None:
-            images = reload_images(sample, out)
+            images = await asyncio.to_thread(reload_images, sample, out)  # decoding must not stall the event loop
         item = TeacherInput.for_row(row, sample.degradations, band, images if teacher.wants_images else None)
         result = await teacher.annotate(item)
     except TeacherFailure as exc:

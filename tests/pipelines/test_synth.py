@@ -445,3 +445,26 @@ def test_object_store_output_on_a_two_node_cluster_with_kill_and_resume(image_di
     assert records(local_tmp) == records(local)
     assert image_bytes(local_tmp) == image_bytes(local)
     assert json.loads((local_tmp / "manifest.json").read_text())["counts"]["written"] == 160
+
+
+def test_a_second_run_into_a_busy_folder_is_refused(image_dir, tmp_path):
+    """Two writers in one folder (even with another --batch-size) would interleave shards: the second is
+    refused with one line while the first holds the folder, and the first finishes untouched."""
+    src = _numbered_source(image_dir, tmp_path, 30)
+    out = tmp_path / "ds"
+    with FakeOpenAI() as server:
+        server.delay_s = 0.1
+        args = ["--out", out, "--source", src, *fake_teacher_args(server.url), "--concurrency", "2"]
+        cmd = [*robustgen_cmd(), "synth", *map(str, args)]
+        first = subprocess.Popen(
+            cmd, env={**os.environ, "ROBUSTGEN_TEST_KEY": SECRET}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 120
+        while not (out / ".work" / "run.json").exists():
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.05)
+        second = synth(*args, "--batch-size", 3)
+        assert first.wait(timeout=600) == 0
+    assert second.returncode == 2 and "another robustgen run is writing into this folder" in second.stderr
+    ids = [r["id"] for r in records(out)]
+    assert len(ids) == len(set(ids)) == 30
