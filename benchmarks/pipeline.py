@@ -5,8 +5,8 @@ endpoint with a fixed delay. Run on demand (not in CI):
 
 1. template teacher, default flags, N samples, vs a bare multiprocessing loop (2 processes) doing the same
    decode -> plan -> degrade -> JPEG encode -> write; target >= 85% of the bare loop at 10,000 rows.
-2. openai teacher against a local server that answers after a fixed delay; target >= 90% of
-   concurrency / delay samples per second.
+2. openai teacher against a local asyncio server (benchmarks/delay_server.py) that answers after a fixed
+   delay; target >= 90% of concurrency / delay samples per second.
 3. peak RSS of the driver at 10,000 and 100,000 rows of tiny images (it must not grow with the dataset).
 """
 
@@ -16,10 +16,12 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import cv2
@@ -110,6 +112,24 @@ def run_synth(args: list[str], env: dict | None = None) -> tuple[float, float, i
     return wall, seconds, rss
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/times", timeout=1).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def template_vs_bare(tmp: Path, n: int, side: int) -> list[str]:
     """synth (template teacher, defaults) against the bare 2-process loop on the same rows, same run."""
     src = make_source(tmp / f"src{n}", n, side)
@@ -155,34 +175,23 @@ def main() -> None:
         if rss:
             lines.append(f"| driver peak RSS (32 px images) | {', '.join(rss)} |")
 
-        sys.path.insert(0, str(ROOT / "tests" / "annotate"))
-        from fake_openai import FakeOpenAI  # the same scripted server the tests use
-
         tsrc = make_source(tmp / "tsrc", args.teacher_samples, 64)
-        with FakeOpenAI() as server:
-            server.delay_s = args.delay
-            targs = [
-                "--out",
-                str(tmp / "teach"),
-                "--source",
-                str(tsrc),
-                "--teacher",
-                "openai",
-                "--base-url",
-                server.url,
-                "--model",
-                "fake",
-                "--structured-output",
-                "json_schema",
-                "--concurrency",
-                str(args.concurrency),
-                "--api-key-env",
-                "BENCH_KEY",
-                "--workers",
-                "2",
-            ]
+        port = _free_port()
+        # an asyncio (uvicorn) endpoint with a fixed delay: the stdlib test server adds ~40 ms per request itself
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmarks" / "delay_server.py"), str(port), str(args.delay)]
+        )
+        url = f"http://127.0.0.1:{port}/v1"
+        try:
+            _wait_for(url)
+            targs = ["--out", str(tmp / "teach"), "--source", str(tsrc), "--teacher", "openai", "--base-url", url]
+            targs += ["--model", "fake", "--structured-output", "json_schema", "--api-key-env", "BENCH_KEY"]
+            targs += ["--concurrency", str(args.concurrency)]
             wall_t, inner_t, _ = run_synth(targs, env={"BENCH_KEY": "x"})
-            stage_s = max(t[1] for t in server.times) - min(t[0] for t in server.times)
+            times = json.loads(urllib.request.urlopen(f"{url}/times").read())
+            stage_s = max(t[1] for t in times) - min(t[0] for t in times)
+        finally:
+            server.terminate()
         ideal = args.concurrency / args.delay
         m = args.teacher_samples
         lines.append(

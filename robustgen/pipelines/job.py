@@ -36,6 +36,9 @@ CHUNK_ROWS = 64
 #: pending chunks the driver takes on alone before it starts Ray (a small job never starts Ray); 0 (environment
 #: ROBUSTGEN_LOCAL_CHUNKS=0): the driver processes nothing itself and every chunk runs on Ray
 LOCAL_CHUNKS = int(os.environ.get("ROBUSTGEN_LOCAL_CHUNKS", "2"))
+#: Ray is started when the driver alone would need longer than this for the rows left (Ray's start-up on a
+#: 2-core machine: ~3.5 s for ray.init, a few more to the first row of a Ray Data task)
+RAY_WORTH_S = 6.0
 
 
 class SynthConfig(BaseModel):
@@ -141,9 +144,10 @@ def prepare_output(cfg: SynthConfig, out: Output) -> None:
 
 
 def stream_inputs(
-    cfg: SynthConfig, out: Output, done: set[str], retry: set[str], on_chunk: Callable[[str], None]
+    cfg: SynthConfig, out: Output, done: set[str], retry: set[str], on_chunk: Callable[[str, int], None]
 ) -> tuple[int, list[Failure]]:
-    """Read the source once, writing pending rows to input chunks (``on_chunk`` gets each as it is written);
+    """Read the source once, writing pending rows to input chunks (``on_chunk`` gets each, with its row count, as
+    it is written);
     returns (rows read, read failures)."""
     out.delete(f"{WORK_DIR}/inputs")
     out.delete(f"{WORK_DIR}/claims")
@@ -161,8 +165,8 @@ def stream_inputs(
             rel = f"{WORK_DIR}/inputs/chunk-{n_chunks:05d}.jsonl"
             out.write_text(rel, "".join(buf))
             n_chunks += 1
+            on_chunk(rel, len(buf))
             buf.clear()
-            on_chunk(rel)
 
     for row in rows:
         if cfg.limit is not None and total >= cfg.limit:
@@ -236,8 +240,15 @@ def job_spec(cfg: SynthConfig) -> JobSpec:
     )
 
 
-def run_on_ray(cfg: SynthConfig, spec: JobSpec, chunks: list[str], on_rows: Callable[[dict[str, Any]], None]) -> None:
-    """The chunks the driver did not process, on Ray Data: one task per chunk; a pooled teacher in an actor."""
+def run_on_ray(
+    cfg: SynthConfig,
+    spec: JobSpec,
+    chunks: list[str],
+    on_rows: Callable[[dict[str, Any]], None],
+    finished: Callable[[], bool] = lambda: False,
+) -> None:
+    """The chunks the driver did not process, on Ray Data: on a local folder one long lane per worker CPU claiming
+    chunks, elsewhere one task per chunk; a pooled teacher in an actor. Stops once ``finished()``."""
     import ray
 
     ctx = ray.data.DataContext.get_current()
@@ -269,54 +280,98 @@ def run_on_ray(cfg: SynthConfig, spec: JobSpec, chunks: list[str], on_rows: Call
         ds = ds.map_batches(chunk_task, batch_size=1, fn_kwargs=kwargs)
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
         on_rows({k: list(v) for k, v in batch.items()})
+        if finished():  # every row is accounted for (the driver did the rest): no need to wait for idle lanes
+            break
 
 
 class _Driver:
-    """Chunks flow from the source scan to whoever is free: the driver itself until Ray is up (so the first
-    image is written within a second or two of the command and a small job never waits for Ray), then Ray Data.
-    A pooled teacher (one client, limiter and budget) only ever runs on Ray."""
+    """Chunks flow from the source scan to whoever is free. The driver starts on them at once (the first image is
+    written within a second of the command), and starts Ray only when the work left would take it longer than
+    Ray takes to start (``RAY_WORTH_S``): a small job never waits for Ray. Ray lanes then claim chunks from the
+    same list while the driver keeps going, until Ray delivers and the driver steps back. A pooled teacher (one
+    client, limiter and budget) only ever runs on Ray."""
 
     def __init__(self, cfg: SynthConfig, spec: JobSpec, on_rows: Callable[[dict[str, Any]], None]) -> None:
-        self.cfg, self.spec, self.on_rows = cfg, spec, on_rows
+        self.cfg, self.spec, self._on_rows = cfg, spec, on_rows
         self.local = (
             not cfg.teacher_obj.pooled and not cfg.ray_address and LOCAL_CHUNKS > 0 and _claimable(spec.output())
         )
         self.queue: list[str] = []
+        self.queued_rows = 0  # rows in the chunks scanned so far
         self.next = 0  # the next chunk the driver tries
-        self.ray_delivering = threading.Event()  # Ray Data has returned rows: the driver stops taking chunks
         self.lock = threading.Lock()
-        self.need_ray = threading.Event()
-        self.scanned = threading.Event()
+        self.changed = threading.Condition(self.lock)
+        self.scanned = False
+        self.ray_delivering = threading.Event()  # Ray Data has returned rows: the driver stops taking chunks
         self.local_rows = 0  # rows the driver processed itself (reported in the manifest's timings)
+        self.done_rows = 0  # rows processed by anyone
+        self.local_started: float | None = None
+        self.broken = False  # the driver's own work raised: stop deciding, report it
 
-    def add(self, rel: str) -> None:
-        with self.lock:
+    def add(self, rel: str, rows: int) -> None:
+        with self.changed:
             self.queue.append(rel)
-            if not self.local or len(self.queue) - self.next > LOCAL_CHUNKS:
-                self.need_ray.set()
+            self.queued_rows += rows
+            self.changed.notify_all()
+
+    def scan_finished(self) -> None:
+        with self.changed:
+            self.scanned = True
+            self.changed.notify_all()
+
+    def on_rows(self, cols: dict[str, list], local: bool = False) -> None:
+        n = len(cols.get("id", []))
+        with self.changed:
+            self.done_rows += n
+            if local:
+                self.local_rows += n
+            self.changed.notify_all()
+        self._on_rows(cols)
+
+    def finished(self) -> bool:
+        with self.lock:
+            return self.scanned and self.done_rows >= self.queued_rows
+
+    def wants_ray(self) -> bool:
+        """Block until it is clear whether Ray is worth starting (True) or the driver alone will do (False)."""
+        with self.changed:
+            while True:
+                if self.broken:
+                    return False
+                if not self.local:
+                    if self.queue or self.scanned:
+                        return bool(self.queue)
+                elif self.next >= len(self.queue) and self.scanned:
+                    return False
+                elif LOCAL_CHUNKS <= 0:
+                    return True
+                elif self.local_started is not None and self.local_rows:
+                    rate = self.local_rows / max(time.monotonic() - self.local_started, 1e-6)
+                    left = self.queued_rows - self.local_rows
+                    if left / rate > RAY_WORTH_S:
+                        return True
+                self.changed.wait(timeout=0.05)
 
     def _take(self) -> str | None:
         with self.lock:
-            if self.ray_delivering.is_set():
+            if self.ray_delivering.is_set() or self.next >= len(self.queue):
                 return None
-            if self.next < len(self.queue):
-                self.next += 1
-                return self.queue[self.next - 1]
-            return None
+            self.next += 1
+            return self.queue[self.next - 1]
 
     def work_locally(self) -> None:
-        """Process chunks in queue order until none is left; Ray tasks take them from the same list, and a claim
-        decides who does each (so the driver keeps working while Ray Data starts up)."""
+        """Process chunks in queue order until none is left; Ray lanes take them from the same list, and a claim
+        decides who does each (so the driver keeps working while Ray starts up)."""
+        self.local_started = time.monotonic()
         while self.local:
             rel = self._take()
             if rel is None:
-                if self.scanned.is_set() or self.ray_delivering.is_set():
-                    return
+                with self.lock:
+                    if self.scanned and self.next >= len(self.queue) or self.ray_delivering.is_set():
+                        return
                 time.sleep(0.005)
                 continue
-            progress = run_chunk(self.spec, rel)
-            self.local_rows += len(progress.get("id", []))
-            self.on_rows(progress)
+            run_chunk(self.spec, rel, on_batch=lambda cols: self.on_rows(cols, local=True))
 
 
 # ---- Ray stage functions (module level: they are shipped to workers) -------------------------------
@@ -402,9 +457,9 @@ def claim(out: Output, rel: str) -> bool:
     return True
 
 
-def run_chunk(spec: JobSpec, rel: str) -> dict[str, list]:
+def run_chunk(spec: JobSpec, rel: str, on_batch: Callable[[dict[str, list]], None] | None = None) -> dict[str, list]:
     """In-task teacher: read, degrade, annotate and write one input chunk, a shard per ``batch_size`` rows
-    (nothing when another process claimed the chunk first)."""
+    (nothing when another process claimed the chunk first); ``on_batch`` hears of each shard as it is written."""
     if not claim(spec.output(), rel):
         return {}
     rows, out = _rows(spec, rel), spec.output()
@@ -415,7 +470,10 @@ def run_chunk(spec: JobSpec, rel: str) -> dict[str, list]:
         todo = [d for d in degraded if not isinstance(d, Failure)]
         annotated = iter(asyncio.run(process.annotate_all(teacher, todo, band, out)) if todo else [])
         results = [d if isinstance(d, Failure) else next(annotated) for d in degraded]
-        _merge(progress, process.write_shard(out, results))
+        written = process.write_shard(out, results)
+        if on_batch:
+            on_batch(written)
+        _merge(progress, written)
     return progress
 
 
@@ -642,23 +700,21 @@ def _run(
         except BaseException as exc:  # re-raised in the main thread
             result["error"] = exc
         finally:
-            driver.scanned.set()
-            driver.need_ray.set()  # wake the main thread: it decides whether Ray is needed after all
+            driver.scan_finished()
 
     def local() -> None:
         try:
             driver.work_locally()
         except BaseException as exc:
             result["local_error"] = exc
+            with driver.changed:
+                driver.broken = True
+                driver.changed.notify_all()
 
     scanner = threading.Thread(target=scan, name="robustgen-scan", daemon=True)
     worker = threading.Thread(target=local, name="robustgen-local", daemon=True)
     scanner.start()
     worker.start()
-    driver.need_ray.wait()
-    with driver.lock:
-        left = len(driver.queue) - driver.next
-        more = not driver.scanned.is_set() or left > (LOCAL_CHUNKS if driver.local else 0)
     announced = False
 
     def announce() -> None:
@@ -668,21 +724,21 @@ def _run(
             total, read_failures = result["scan"]
             on_start(max(0, total - len(read_failures) - len(done)))
 
-    if "error" not in result and more:
+    if driver.wants_ray() and "error" not in result and "local_error" not in result:
         _init_ray(cfg)  # meanwhile the scan goes on and the driver works through the first chunks
         scanner.join()
         announce()
         if "error" not in result:
             with driver.lock:
                 rest = driver.queue[driver.next :] if driver.local else list(driver.queue)
-            if rest:
 
-                def from_ray(cols: dict[str, list]) -> None:
-                    if cols.get("id"):
-                        driver.ray_delivering.set()  # two busy workers: the driver steps back
-                    on_rows(cols)
+            def from_ray(cols: dict[str, list]) -> None:
+                if cols.get("id"):
+                    driver.ray_delivering.set()  # two busy workers: the driver steps back
+                driver.on_rows(cols)
 
-                run_on_ray(cfg, spec, rest, from_ray)  # the driver keeps claiming chunks from the front
+            if rest and not driver.finished():
+                run_on_ray(cfg, spec, rest, from_ray, driver.finished)  # the driver keeps claiming from the front
     scanner.join()
     worker.join()
     for key in ("error", "local_error"):
