@@ -33,9 +33,8 @@ from robustgen.schemas import DegradedSample, Failure, SourceRow, Usage
 
 #: rows per input chunk: one Ray task reads, degrades (and for an in-task teacher annotates) a chunk
 CHUNK_ROWS = 64
-#: pending chunks the driver takes on alone before it starts Ray (a small job never starts Ray); 0 (environment
-#: ROBUSTGEN_LOCAL_CHUNKS=0): the driver processes nothing itself and every chunk runs on Ray
-LOCAL_CHUNKS = int(os.environ.get("ROBUSTGEN_LOCAL_CHUNKS", "2"))
+#: the driver works on chunks itself (ROBUSTGEN_DRIVER_WORKS=0: it does not, and every chunk runs on Ray)
+DRIVER_WORKS = os.environ.get("ROBUSTGEN_DRIVER_WORKS", "1") != "0"
 #: Ray is started when the driver alone would need longer than this for the rows left (Ray's start-up on a
 #: 2-core machine: ~3.5 s for ray.init, a few more to the first row of a Ray Data task)
 RAY_WORTH_S = 6.0
@@ -102,7 +101,7 @@ class SynthSummary(BaseModel):
     tokens: int = 0
     cost_usd: float = 0.0
     failure_reasons: dict[str, int] = Field(default_factory=dict)
-    rows_in_driver: int = Field(default=0, description="rows the driver processed while Ray was starting")
+    rows_in_driver: int = Field(default=0, description="rows the driver processed itself (the rest ran on Ray)")
 
 
 # ---- the driver -------------------------------------------------------------------------------------
@@ -293,9 +292,7 @@ class _Driver:
 
     def __init__(self, cfg: SynthConfig, spec: JobSpec, on_rows: Callable[[dict[str, Any]], None]) -> None:
         self.cfg, self.spec, self._on_rows = cfg, spec, on_rows
-        self.local = (
-            not cfg.teacher_obj.pooled and not cfg.ray_address and LOCAL_CHUNKS > 0 and _claimable(spec.output())
-        )
+        self.local = not cfg.teacher_obj.pooled and not cfg.ray_address and DRIVER_WORKS and _claimable(spec.output())
         self.queue: list[str] = []
         self.queued_rows = 0  # rows in the chunks scanned so far
         self.next = 0  # the next chunk the driver tries
@@ -343,8 +340,6 @@ class _Driver:
                         return bool(self.queue)
                 elif self.next >= len(self.queue) and self.scanned:
                     return False
-                elif LOCAL_CHUNKS <= 0:
-                    return True
                 elif self.local_started is not None and self.local_rows:
                     rate = self.local_rows / max(time.monotonic() - self.local_started, 1e-6)
                     left = self.queued_rows - self.local_rows

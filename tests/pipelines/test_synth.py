@@ -123,7 +123,7 @@ def test_a_job_larger_than_the_driver_takes_runs_on_ray_with_the_same_bytes(imag
         cv2.imwrite(str(big / f.name), cv2.resize(cv2.imread(str(f)), (640, 640)))
     src = _numbered_source(big, tmp_path, 300)
     a, b = tmp_path / "a", tmp_path / "b"
-    assert synth("--out", a, "--source", src, "--workers", 2, env={"ROBUSTGEN_LOCAL_CHUNKS": "0"}).returncode == 0
+    assert synth("--out", a, "--source", src, "--workers", 2, env={"ROBUSTGEN_DRIVER_WORKS": "0"}).returncode == 0
     assert synth("--out", b, "--source", src, "--workers", 1, "--batch-size", 7).returncode == 0
     timings = json.loads((a / "manifest.json").read_text())["timings"]
     assert timings["rows_on_ray"] == 300 and timings["rows_in_driver"] == 0  # all on Ray Data
