@@ -112,7 +112,8 @@ def teacher_config(
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "config"
-        valid = f" (valid: {', '.join(cls.Config.model_fields)})" if err["type"] == "extra_forbidden" else ""
+        fields = ", ".join(cls.Config.model_fields) or f"none: the {name} teacher takes no settings"
+        valid = f" (valid: {fields})" if err["type"] == "extra_forbidden" else ""
         raise RobustgenError(f"{where}: teacher setting {field!r}: {err['msg']}{valid}") from None
 
 

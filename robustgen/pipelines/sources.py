@@ -130,10 +130,10 @@ def read_folder(root: Path, question: str | None) -> Iterator[Row]:
             path = resolve_under(root, str(rel))  # a symlink pointing out of the folder is refused
             if not path.is_file():
                 raise ValueError(f"{rel}: not a regular file")
+            # a file name that is not valid UTF-8 fails here, as its own row
+            yield _build(id=row_id, source=str(rel), image=str(path), question=question or DEFAULT_CAPTION_QUESTION)
         except (ValueError, OSError) as exc:
             yield _fail(row_id, str(rel), str(exc))
-            continue
-        yield _build(id=row_id, source=str(rel), image=str(path), question=question or DEFAULT_CAPTION_QUESTION)
 
 
 def _record_row(path: Path, where: str, fallback_id: str, rec: dict[str, Any]) -> Row:

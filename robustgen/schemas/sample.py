@@ -51,6 +51,19 @@ class SourceRow(BaseModel):
         return self.image if self.image is not None else f"{self.source} (embedded)"
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    """Text that can be written as UTF-8: lone surrogates become visible escapes (``\\ud800``)."""
+    return text if _encodable(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class Failure(BaseModel):
     """An input that could not be written: which, where from, at which stage, and why (one line)."""
 
@@ -62,10 +75,15 @@ class Failure(BaseModel):
     reason: str
     usage: Usage | None = Field(default=None, description="what the teacher spent before failing")
 
+    @field_validator("id", "source")
+    @classmethod
+    def _writable(cls, text: str) -> str:
+        return _printable(text)
+
     @field_validator("reason")
     @classmethod
     def _one_line(cls, reason: str) -> str:
-        return " ".join(reason.split())
+        return " ".join(_printable(reason).split())
 
 
 class DegradedSample(BaseModel):

@@ -124,3 +124,34 @@ def test_unusable_sources_are_usage_errors(tmp_path):
         read_source(str(tmp_path / "x.weird"))
     with pytest.raises(SourceError, match="expected one of"):
         read_source(str(tmp_path), fmt="xml")
+
+
+def test_a_lone_surrogate_fails_its_row_only_and_the_failure_is_writable(tmp_path, image_dir):
+    (tmp_path / "a.jpg").write_bytes((image_dir / "coffee.jpg").read_bytes())
+    p = tmp_path / "rows.jsonl"
+    p.write_text(
+        '{"id": "ok", "image": "a.jpg", "question": "q?", "answer": "1"}\n'
+        '{"id": "\\ud800", "image": "a.jpg", "question": "q?", "answer": "1"}\n'
+        '{"id": "q", "image": "a.jpg", "question": "bad \\udfff text?", "answer": "1"}\n'
+    )
+    rows = list(read_source(str(p)))
+    assert isinstance(rows[0], SourceRow)
+    bad = [r for r in rows[1:] if isinstance(r, Failure)]
+    assert len(bad) == 2 and bad[0].id == "\\ud800"
+    for f in bad:
+        f.model_dump_json().encode("utf-8")  # a failure line can always be written
+
+
+def test_a_folder_file_name_that_is_not_utf8_fails_alone(image_dir, tmp_path):
+    import os
+
+    src = tmp_path / "src"
+    src.mkdir()
+    data = (image_dir / "coffee.jpg").read_bytes()
+    (src / "ok.jpg").write_bytes(data)
+    with open(os.path.join(os.fsencode(src), b"caf\xe9.jpg"), "wb") as f:
+        f.write(data)
+    rows = list(read_source(str(src), question="What is shown?"))
+    assert [type(r) for r in rows].count(SourceRow) == 1
+    (bad,) = [r for r in rows if isinstance(r, Failure)]
+    assert bad.id == "caf\\udce9" and bad.model_dump_json().encode("utf-8")
