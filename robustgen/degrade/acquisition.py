@@ -23,7 +23,7 @@ class LensBlur(Degrader):
     influence = "softens edges and fine texture; small text, thin lines and distant details become hard to make out"
 
     class Params(StrictParams):
-        sigma: float = Field(gt=0, description="Gaussian sigma, fraction of the shorter image side")
+        sigma: float = Field(gt=0, le=0.25, description="Gaussian sigma, fraction of the shorter image side")
 
     def params_for(self, severity, rng):
         return self.Params(sigma=round(ops.lerp(0.001, 0.016, severity), 6))
@@ -38,7 +38,7 @@ class DefocusBlur(Degrader):
     influence = "spreads every point into a disk: shapes stay but edges, text and texture dissolve into soft blobs"
 
     class Params(StrictParams):
-        radius: float = Field(gt=0, description="disk radius, fraction of the shorter image side")
+        radius: float = Field(gt=0, le=0.25, description="disk radius, fraction of the shorter image side")
 
     def params_for(self, severity, rng):
         return self.Params(radius=round(ops.lerp(0.002, 0.022, severity), 6))
@@ -53,7 +53,7 @@ class MotionBlur(Degrader):
     influence = "smears the scene along one direction; edges across the motion streak and text becomes illegible"
 
     class Params(StrictParams):
-        length: float = Field(gt=0, description="blur path length, fraction of the shorter image side")
+        length: float = Field(gt=0, le=0.25, description="blur path length, fraction of the shorter image side")
         angle_deg: float = Field(ge=0, lt=180, description="direction of motion, degrees counter-clockwise")
 
     def params_for(self, severity, rng):
@@ -73,7 +73,7 @@ class LensFlare(Degrader):
         x: float = Field(ge=0, le=1, description="light source x, fraction of width")
         y: float = Field(ge=0, le=1, description="light source y, fraction of height")
         intensity: float = Field(ge=0, le=1, description="peak added light, fraction of full scale")
-        radius: float = Field(gt=0, description="glow radius, fraction of the shorter side")
+        radius: float = Field(gt=0, le=1, description="glow radius, fraction of the shorter side")
         hue: float = Field(ge=0, lt=180, description="ghost tint hue (OpenCV 0..180)")
 
     def params_for(self, severity, rng):
@@ -113,7 +113,7 @@ class DirtyLens(Degrader):
 
     class Params(StrictParams):
         opacity: float = Field(ge=0, le=1, description="peak veil opacity of a smudge")
-        spot_size: float = Field(gt=0, description="smudge radius scale, fraction of the shorter side")
+        spot_size: float = Field(gt=0, le=0.5, description="smudge radius scale, fraction of the shorter side")
 
     def params_for(self, severity, rng):
         return self.Params(
@@ -149,7 +149,7 @@ class Saturation(Degrader):
     )
 
     class Params(StrictParams):
-        factor: float = Field(ge=0, description="saturation multiplier: 1 unchanged, >1 boosted, <1 faded")
+        factor: float = Field(ge=0, le=10, description="saturation multiplier: 1 unchanged, >1 boosted, <1 faded")
 
     def params_for(self, severity, rng):
         boost = bool(rng.random() < 0.5)
@@ -168,7 +168,7 @@ class ChromaticAberration(Degrader):
 
     class Params(StrictParams):
         distortion: float = Field(
-            ge=0, description="red vs blue magnification difference (0.04 = red 1% larger, blue 1% smaller)"
+            ge=0, le=0.5, description="red vs blue magnification difference (0.04 = red 1% larger, blue 1% smaller)"
         )
 
     def params_for(self, severity, rng):
@@ -216,7 +216,7 @@ class Overexposure(Degrader):
     influence = "brightens the image until highlights clip to white; bright regions lose all texture"
 
     class Params(StrictParams):
-        stops: float = Field(ge=0, description="exposure increase in photographic stops (EV)")
+        stops: float = Field(ge=0, le=8, description="exposure increase in photographic stops (EV)")
 
     def params_for(self, severity, rng):
         return self.Params(stops=round(ops.lerp(0.25, 2.6, severity), 4))
@@ -251,9 +251,9 @@ class RollingShutter(Degrader):
     influence = "rows are captured at different times: vertical lines lean and wobble, shapes skew"
 
     class Params(StrictParams):
-        skew: float = Field(description="horizontal shift of the bottom row vs the top, fraction of width")
-        wobble: float = Field(ge=0, description="amplitude of row jitter, fraction of width")
-        cycles: float = Field(gt=0, description="wobble periods over the image height")
+        skew: float = Field(ge=-1, le=1, description="horizontal shift of the bottom row vs the top, fraction of width")
+        wobble: float = Field(ge=0, le=0.25, description="amplitude of row jitter, fraction of width")
+        cycles: float = Field(gt=0, le=50, description="wobble periods over the image height")
         phase: float = Field(ge=0, lt=6.2832, description="wobble phase, radians")
 
     def params_for(self, severity, rng):
@@ -281,8 +281,10 @@ class SensorNoise(Degrader):
     influence = "signal-dependent grain (shot plus read noise) speckles the image and buries faint detail"
 
     class Params(StrictParams):
-        shot_gain: float = Field(ge=0, description="shot-noise variance per unit signal (DN), Poisson-Gaussian model")
-        read_sigma: float = Field(ge=0, description="signal-independent read noise, standard deviation in DN")
+        shot_gain: float = Field(
+            ge=0, le=50, description="shot-noise variance per unit signal (DN), Poisson-Gaussian model"
+        )
+        read_sigma: float = Field(ge=0, le=128, description="signal-independent read noise, standard deviation in DN")
 
     def params_for(self, severity, rng):
         return self.Params(
@@ -303,9 +305,9 @@ class IsoNoise(Degrader):
     influence = "high-ISO grain with coloured blotches; flat areas turn mottled and fine colour detail is lost"
 
     class Params(StrictParams):
-        luma_sigma: float = Field(ge=0, description="luminance grain standard deviation, DN")
-        chroma_sigma: float = Field(ge=0, description="colour blotch standard deviation, DN")
-        grain: float = Field(ge=1, description="colour blotch size in pixels (at 512 px shorter side)")
+        luma_sigma: float = Field(ge=0, le=128, description="luminance grain standard deviation, DN")
+        chroma_sigma: float = Field(ge=0, le=128, description="colour blotch standard deviation, DN")
+        grain: float = Field(ge=1, le=64, description="colour blotch size in pixels (at 512 px shorter side)")
 
     def params_for(self, severity, rng):
         return self.Params(
@@ -333,7 +335,7 @@ class ZoomBlur(Degrader):
     influence = "streaks radiate from the centre as if the lens zoomed during exposure; the borders smear most"
 
     class Params(StrictParams):
-        zoom: float = Field(ge=0, description="largest extra magnification during the exposure (0.1 = 10%)")
+        zoom: float = Field(ge=0, le=1, description="largest extra magnification during the exposure (0.1 = 10%)")
         cx: float = Field(ge=0, le=1, description="zoom centre x, fraction of width")
         cy: float = Field(ge=0, le=1, description="zoom centre y, fraction of height")
 
@@ -362,7 +364,7 @@ class LensDistortion(Degrader):
 
     class Params(StrictParams):
         k1: float = Field(
-            description="radial distortion coefficient (> 0 barrel, < 0 pincushion), at the half diagonal"
+            ge=-1, le=1, description="radial distortion coefficient (> 0 barrel, < 0 pincushion), at the half diagonal"
         )
 
     def params_for(self, severity, rng):
@@ -390,7 +392,7 @@ class SpeckleNoise(Degrader):
     influence = "multiplicative grain that is strongest in bright areas, giving them a mottled, sandy look"
 
     class Params(StrictParams):
-        sigma: float = Field(ge=0, description="std of the multiplicative factor around 1 (0.2 = +-20%)")
+        sigma: float = Field(ge=0, le=2, description="std of the multiplicative factor around 1 (0.2 = +-20%)")
 
     def params_for(self, severity, rng):
         return self.Params(sigma=round(ops.lerp(0.03, 0.45, severity), 5))

@@ -14,7 +14,7 @@ from robustgen.schemas import Stage
 class StrictParams(BaseModel):
     """Base for degrader params: unknown keys rejected, values frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Degrader(ABC):

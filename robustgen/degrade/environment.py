@@ -23,7 +23,7 @@ class Darkness(Degrader):
 
     class Params(StrictParams):
         gain: float = Field(gt=0, le=1, description="multiplier on linear light")
-        gamma: float = Field(ge=1, description="extra gamma that crushes the shadows")
+        gamma: float = Field(ge=1, le=5, description="extra gamma that crushes the shadows")
 
     def params_for(self, severity, rng):
         return self.Params(gain=round(ops.lerp(0.85, 0.2, severity), 4), gamma=round(ops.lerp(1.05, 1.6, severity), 4))
@@ -38,9 +38,11 @@ class AtmosphericTurbulence(Degrader):
     influence = "heat shimmer warps the image: straight edges wobble and fine detail is smeared"
 
     class Params(StrictParams):
-        displacement: float = Field(ge=0, description="peak warp, fraction of the shorter side")
-        scale: float = Field(gt=0, description="number of warp cells across the shorter side")
-        blur: float = Field(ge=0, description="Gaussian sigma of the accompanying blur, fraction of the shorter side")
+        displacement: float = Field(ge=0, le=0.25, description="peak warp, fraction of the shorter side")
+        scale: float = Field(gt=0, le=256, description="number of warp cells across the shorter side")
+        blur: float = Field(
+            ge=0, le=0.1, description="Gaussian sigma of the accompanying blur, fraction of the shorter side"
+        )
 
     def params_for(self, severity, rng):
         return self.Params(
@@ -66,7 +68,7 @@ class Noise(Degrader):
     influence = "random grain covers the image; faint edges, text and texture drown in speckle"
 
     class Params(StrictParams):
-        sigma: float = Field(ge=0, description="Gaussian noise standard deviation, DN (0..255 scale)")
+        sigma: float = Field(ge=0, le=255, description="Gaussian noise standard deviation, DN (0..255 scale)")
 
     def params_for(self, severity, rng):
         return self.Params(sigma=round(ops.lerp(3.0, 50.0, severity), 4))
@@ -81,7 +83,9 @@ class ColorDiffusion(Degrader):
     influence = "colours bleed and spread into neighbouring regions, washing boundaries into a coloured glow"
 
     class Params(StrictParams):
-        spread: float = Field(gt=0, description="diffusion radius (Gaussian sigma), fraction of the shorter side")
+        spread: float = Field(
+            gt=0, le=0.5, description="diffusion radius (Gaussian sigma), fraction of the shorter side"
+        )
         amount: float = Field(ge=0, le=1, description="weight of the diffused colour")
 
     def params_for(self, severity, rng):
@@ -109,7 +113,7 @@ class Fog(Degrader):
     influence = "a milky haze lowers contrast with distance; far objects fade into a bright veil"
 
     class Params(StrictParams):
-        density: float = Field(ge=0, description="extinction coefficient (higher = thicker fog)")
+        density: float = Field(ge=0, le=10, description="extinction coefficient (higher = thicker fog)")
         airlight: float = Field(ge=0, le=1, description="fog brightness, fraction of full scale")
 
     def params_for(self, severity, rng):
@@ -133,9 +137,9 @@ class Rain(Degrader):
     influence = "slanted bright streaks and a dim, hazy look hide small objects and break up edges"
 
     class Params(StrictParams):
-        density: float = Field(ge=0, description="streaks per 100x100 pixel area")
-        length: float = Field(gt=0, description="streak length, fraction of the shorter side")
-        angle_deg: float = Field(description="streak angle from vertical, degrees")
+        density: float = Field(ge=0, le=50, description="streaks per 100x100 pixel area")
+        length: float = Field(gt=0, le=1, description="streak length, fraction of the shorter side")
+        angle_deg: float = Field(ge=-90, le=90, description="streak angle from vertical, degrees")
         brightness: float = Field(ge=0, le=1, description="streak opacity")
 
     def params_for(self, severity, rng):
@@ -171,8 +175,8 @@ class Snow(Degrader):
     influence = "white flakes and a pale veil cover the scene, hiding small details and lowering contrast"
 
     class Params(StrictParams):
-        density: float = Field(ge=0, description="flakes per 100x100 pixel area")
-        flake_size: float = Field(gt=0, description="largest flake radius, fraction of the shorter side")
+        density: float = Field(ge=0, le=50, description="flakes per 100x100 pixel area")
+        flake_size: float = Field(gt=0, le=0.1, description="largest flake radius, fraction of the shorter side")
         veil: float = Field(ge=0, le=1, description="whitening of the whole scene")
 
     def params_for(self, severity, rng):
@@ -234,7 +238,7 @@ class Glare(Degrader):
         x: float = Field(ge=0, le=1, description="light centre x, fraction of width")
         y: float = Field(ge=0, le=1, description="light centre y, fraction of height")
         strength: float = Field(ge=0, le=1, description="peak veiling light, fraction of full scale")
-        radius: float = Field(gt=0, description="glare radius, fraction of the image diagonal")
+        radius: float = Field(gt=0, le=2, description="glare radius, fraction of the image diagonal")
 
     def params_for(self, severity, rng):
         x, y = rng.uniform(0.0, 1.0), rng.uniform(0.0, 0.5)
@@ -261,7 +265,7 @@ class LowLight(Degrader):
 
     class Params(StrictParams):
         gain: float = Field(gt=0, le=1, description="multiplier on linear light")
-        noise_sigma: float = Field(ge=0, description="noise standard deviation after darkening, DN")
+        noise_sigma: float = Field(ge=0, le=255, description="noise standard deviation after darkening, DN")
 
     def params_for(self, severity, rng):
         return self.Params(
@@ -361,8 +365,10 @@ class GlassBlur(Degrader):
     influence = "seen through frosted or wet glass: pixels are scattered locally and blurred, edges turn grainy"
 
     class Params(StrictParams):
-        sigma: float = Field(ge=0, description="Gaussian sigma before scattering, fraction of the shorter side")
-        scatter: float = Field(ge=0, description="largest pixel displacement, fraction of the shorter side")
+        sigma: float = Field(
+            ge=0, le=0.05, description="Gaussian sigma before scattering, fraction of the shorter side"
+        )
+        scatter: float = Field(ge=0, le=0.1, description="largest pixel displacement, fraction of the shorter side")
 
     def params_for(self, severity, rng):
         return self.Params(

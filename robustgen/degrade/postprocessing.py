@@ -33,7 +33,7 @@ class SharpnessChange(Degrader):
 
     class Params(StrictParams):
         factor: float = Field(
-            description="sharpness factor as in PIL ImageEnhance: 1 unchanged, < 1 softer, > 1 sharper"
+            ge=-1, le=20, description="sharpness factor as in PIL ImageEnhance: 1 unchanged, < 1 softer, > 1 sharper"
         )
 
     def params_for(self, severity, rng):
@@ -58,8 +58,8 @@ class Oversharpening(Degrader):
     influence = "heavy sharpening draws bright and dark halos around edges and turns noise into crunchy texture"
 
     class Params(StrictParams):
-        amount: float = Field(ge=0, description="unsharp-mask amount")
-        radius: float = Field(gt=0, description="halo width (Gaussian sigma), fraction of the shorter side")
+        amount: float = Field(ge=0, le=20, description="unsharp-mask amount")
+        radius: float = Field(gt=0, le=0.1, description="halo width (Gaussian sigma), fraction of the shorter side")
 
     def params_for(self, severity, rng):
         return self.Params(
@@ -78,7 +78,7 @@ class BeautySmoothing(Degrader):
 
     class Params(StrictParams):
         strength: float = Field(ge=0, le=1, description="blend weight of the smoothed image")
-        sigma_color: float = Field(gt=0, description="bilateral range sigma, DN")
+        sigma_color: float = Field(gt=0, le=255, description="bilateral range sigma, DN")
 
     def params_for(self, severity, rng):
         return self.Params(
@@ -144,7 +144,7 @@ class Recompression(Degrader):
     influence = "re-shared many times: each generation rescales and re-encodes, stacking blur and block artefacts"
 
     class Params(StrictParams):
-        generations: int = Field(ge=1, description="number of rescale + JPEG passes")
+        generations: int = Field(ge=1, le=20, description="number of rescale + JPEG passes")
         quality: int = Field(ge=1, le=100, description="JPEG quality of each pass")
         scale: float = Field(gt=0, le=1, description="rescale factor per pass (image restored to its size at the end)")
 
@@ -174,8 +174,8 @@ class Moire(Degrader):
 
     class Params(StrictParams):
         amplitude: float = Field(ge=0, le=1, description="band contrast, fraction of full scale")
-        frequency: float = Field(gt=0, description="band cycles across the shorter side")
-        angle_deg: float = Field(description="band orientation, degrees")
+        frequency: float = Field(gt=0, le=200, description="band cycles across the shorter side")
+        angle_deg: float = Field(ge=-360, le=360, description="band orientation, degrees")
 
     def params_for(self, severity, rng):
         return self.Params(
@@ -211,8 +211,8 @@ class Graffiti(Degrader):
     influence = "thick painted scribbles are drawn over the image, covering parts of objects and text"
 
     class Params(StrictParams):
-        strokes: int = Field(ge=0, description="number of painted strokes")
-        width: float = Field(gt=0, description="stroke width, fraction of the shorter side")
+        strokes: int = Field(ge=0, le=100, description="number of painted strokes")
+        width: float = Field(gt=0, le=0.2, description="stroke width, fraction of the shorter side")
         opacity: float = Field(ge=0, le=1, description="paint opacity")
 
     def params_for(self, severity, rng):
@@ -246,9 +246,9 @@ class WatermarkDamage(Degrader):
 
     class Params(StrictParams):
         opacity: float = Field(ge=0, le=1, description="watermark opacity")
-        text_size: float = Field(gt=0, description="letter height, fraction of the shorter side")
-        angle_deg: float = Field(description="tile rotation, degrees")
-        text: str = Field(description="watermark text")
+        text_size: float = Field(gt=0, le=0.5, description="letter height, fraction of the shorter side")
+        angle_deg: float = Field(ge=-180, le=180, description="tile rotation, degrees")
+        text: str = Field(min_length=1, max_length=200, description="watermark text")
 
     def params_for(self, severity, rng):
         text = _MARKS[int(rng.integers(0, len(_MARKS)))]
@@ -281,8 +281,8 @@ class TextOverlay(Degrader):
     influence = "captions and meme text are stamped on the image, covering whatever lies beneath them"
 
     class Params(StrictParams):
-        words: int = Field(ge=0, description="number of words stamped")
-        text_size: float = Field(gt=0, description="letter height, fraction of the shorter side")
+        words: int = Field(ge=0, le=100, description="number of words stamped")
+        text_size: float = Field(gt=0, le=0.5, description="letter height, fraction of the shorter side")
 
     def params_for(self, severity, rng):
         return self.Params(
@@ -313,8 +313,8 @@ class StickerOverlay(Degrader):
     influence = "emoji-like stickers are pasted on top, hiding the parts of the scene they cover"
 
     class Params(StrictParams):
-        count: int = Field(ge=0, description="number of stickers")
-        size: float = Field(gt=0, description="sticker radius, fraction of the shorter side")
+        count: int = Field(ge=0, le=100, description="number of stickers")
+        size: float = Field(gt=0, le=0.5, description="sticker radius, fraction of the shorter side")
 
     def params_for(self, severity, rng):
         return self.Params(count=int(round(ops.lerp(1, 6, severity))), size=round(ops.lerp(0.05, 0.12, severity), 4))

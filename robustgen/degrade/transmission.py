@@ -61,7 +61,7 @@ class BlockChange(Degrader):
     influence = "rectangular blocks are replaced by copies from elsewhere or flat colour, breaking objects apart"
 
     class Params(StrictParams):
-        block: float = Field(gt=0, description="block edge, fraction of the shorter side")
+        block: float = Field(gt=0, le=1, description="block edge, fraction of the shorter side")
         fraction: float = Field(ge=0, le=1, description="share of blocks that are changed")
 
     def params_for(self, severity, rng):
@@ -94,7 +94,7 @@ class Shifting(Degrader):
     influence = "horizontal bands slide sideways, so objects are torn into misaligned strips"
 
     class Params(StrictParams):
-        max_shift: float = Field(ge=0, description="largest band displacement, fraction of width")
+        max_shift: float = Field(ge=0, le=1, description="largest band displacement, fraction of width")
         fraction: float = Field(ge=0, le=1, description="share of bands that are displaced")
 
     def params_for(self, severity, rng):
@@ -123,9 +123,9 @@ class ScanLines(Degrader):
     influence = "dark horizontal lines stripe the image, cutting through thin details and lowering brightness"
 
     class Params(StrictParams):
-        period: float = Field(gt=0, description="line spacing, fraction of the shorter side (>= 2 px)")
+        period: float = Field(gt=0, le=1, description="line spacing, fraction of the shorter side (>= 2 px)")
         darkness: float = Field(ge=0, le=1, description="light removed on a line, fraction")
-        jitter: float = Field(ge=0, description="random brightness flicker per line, fraction")
+        jitter: float = Field(ge=0, le=1, description="random brightness flicker per line, fraction")
 
     def params_for(self, severity, rng):
         return self.Params(
@@ -150,7 +150,7 @@ class Pixelate(Degrader):
     influence = "the image is made of large flat squares; shapes remain but edges and small objects vanish"
 
     class Params(StrictParams):
-        cell: float = Field(gt=0, description="pixel cell edge, fraction of the shorter side")
+        cell: float = Field(gt=0, le=1, description="pixel cell edge, fraction of the shorter side")
 
     def params_for(self, severity, rng):
         return self.Params(cell=round(ops.lerp(0.002, 0.05, severity), 5))
@@ -168,7 +168,7 @@ class Downscale(Degrader):
     influence = "a low-resolution copy is upscaled back: everything is soft and small text or faces lose detail"
 
     class Params(StrictParams):
-        factor: float = Field(ge=1, description="downscale factor before upscaling back")
+        factor: float = Field(ge=1, le=100, description="downscale factor before upscaling back")
         upsample: Literal["linear", "cubic"] = Field(description="interpolation used to upscale back")
 
     def params_for(self, severity, rng):
@@ -188,7 +188,7 @@ class Interlacing(Degrader):
     influence = "alternate rows come from shifted fields, giving comb-like jagged edges on every contour"
 
     class Params(StrictParams):
-        shift: float = Field(description="horizontal offset of the odd field, fraction of width")
+        shift: float = Field(ge=-1, le=1, description="horizontal offset of the odd field, fraction of width")
 
     def params_for(self, severity, rng):
         sign = 1.0 if rng.random() < 0.5 else -1.0
@@ -210,7 +210,7 @@ class PacketLoss(Degrader):
     influence = "whole horizontal slices are lost and filled by smeared copies of the row above or gray"
 
     class Params(StrictParams):
-        slice_height: float = Field(gt=0, description="height of one slice, fraction of the shorter side")
+        slice_height: float = Field(gt=0, le=1, description="height of one slice, fraction of the shorter side")
         fraction: float = Field(ge=0, le=1, description="share of slices that are lost")
 
     def params_for(self, severity, rng):
@@ -280,7 +280,7 @@ class Ringing(Degrader):
 
     class Params(StrictParams):
         cutoff: float = Field(gt=0, le=1, description="sinc cutoff as a fraction of Nyquist (lower = stronger)")
-        taps: int = Field(ge=3, description="odd 1-D filter length in pixels (applied separably)")
+        taps: int = Field(ge=3, le=101, description="odd 1-D filter length in pixels (applied separably)")
 
     def params_for(self, severity, rng):
         return self.Params(cutoff=round(ops.lerp(0.8, 0.15, severity), 4), taps=21)
@@ -299,7 +299,7 @@ class ChromaSubsampling(Degrader):
     influence = "colour is stored at low resolution: colours bleed across edges and small coloured details blur"
 
     class Params(StrictParams):
-        factor: int = Field(ge=1, description="chroma downsampling factor per axis")
+        factor: int = Field(ge=1, le=64, description="chroma downsampling factor per axis")
 
     def params_for(self, severity, rng):
         return self.Params(factor=int(round(2 ** ops.lerp(1.0, 5.0, severity))))
