@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ from robustgen.degrade.recipes import Recipe, fixed_plan, parse_spec
 from robustgen.errors import RobustgenError
 from robustgen.images import SAMPLE_IMAGES, SAMPLE_PREFIX, load_image, pixel_sha256, write_image
 from robustgen.schemas import DegradationPlan, Stage
+from robustgen.schemas.paths import regular_file_under
+from robustgen.schemas.sample import printable
 
 app = typer.Typer(
     help="Degradation-aware reasoning datasets for vision-language models.",
@@ -144,6 +147,8 @@ def degrade(
     image_format: Annotated[str, typer.Option(help="png (lossless) or jpg (q95)")] = "png",
 ) -> None:
     """Degrade images; writes them plus records.jsonl (one DegradationPlan per image) into --out."""
+    from robustgen.pipelines.output import safe_name
+
     with user_errors():
         if recipe is not None and degrader:
             raise RobustgenError("use either --recipe or --degrader, not both")
@@ -164,7 +169,7 @@ def degrade(
             image = load_image(ref)
             plan: DegradationPlan = fixed_plan(specs, seed, sid) if specs else rec.sample(seed=seed, sample_id=sid)
             result = replay(image, plan.degradations)
-            target = out_dir / f"{sid}.{image_format}"
+            target = out_dir / f"{safe_name(sid)}.{image_format}"
             write_image(target, result)
         except RobustgenError as exc:
             failed += 1
@@ -196,6 +201,8 @@ def replay_cmd(
     check: Annotated[bool, typer.Option("--check", help="verify pixel hashes against the records")] = False,
 ) -> None:
     """Re-render degraded images from their records (byte-identical to the originals)."""
+    from robustgen.pipelines.output import safe_name
+
     with user_errors():
         if not records.is_file():
             raise RobustgenError(f"{records}: no such file")
@@ -208,13 +215,18 @@ def replay_cmd(
             where = f"{records}:{lineno}"
             try:
                 row = json.loads(line)
-                plan = DegradationPlan.model_validate(row["plan"])
+                if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not row["id"]:
+                    raise ValueError("a record needs a text 'id'")
+                plan = DegradationPlan.model_validate(row["plan"])  # every parameter inside its schema's bounds
                 ref = row["source"]
-                if not ref.startswith(SAMPLE_PREFIX) and not Path(ref).is_absolute():
-                    ref = str(records.parent / ref)
+                if not isinstance(ref, str):
+                    raise ValueError("'source' must be a path or skimage:NAME")
+                if not ref.startswith(SAMPLE_PREFIX):  # a regular file, relative refs under the records' folder
+                    ref = str(regular_file_under(records.parent, ref) if not Path(ref).is_absolute() else ref)
                 result = replay(load_image(ref), plan.degradations)
-                write_image(out_dir / f"{row['id']}.png", result)
-            except (ValueError, KeyError, TypeError, RobustgenError) as exc:
+                # the id is data: its file name is the same injective, inside-the-folder name synth uses
+                write_image(out_dir / f"{safe_name(row['id'])}.png", result)
+            except (ValueError, KeyError, TypeError, RecursionError, RobustgenError) as exc:
                 bad += 1
                 msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 complain("skipped", "yellow", f"{where}: {msg}")
@@ -347,7 +359,7 @@ def synth(
         cfg.teacher_obj.preflight()  # a teacher that cannot start (no key) is a usage error, before any work
         try:
             summary = _run_with_progress(cfg, run_synth)
-        except (RobustgenError, KeyboardInterrupt):
+        except (RobustgenError, KeyboardInterrupt, OSError):
             raise
         except Exception as exc:  # Ray or the filesystem failed under us: say so in one line
             first = (str(exc).strip().splitlines() or [""])[0][:300]
@@ -474,9 +486,14 @@ def corrupt_eval_cmd(
     with user_errors():
         lv = parse_levels(levels)
         rec = Recipe.load(recipe) if recipe is not None else None
-        paths = corrupt_eval(source, out_dir, lv, rec, seed)
-    for p in paths:
+        report = corrupt_eval(source, out_dir, lv, rec, seed)
+    for p in report.paths:
         out.print(f"wrote {p}")
+    if report.failed:
+        complain(
+            "warning", "yellow", f"{report.failed} of {report.total} image(s) unreadable: kept clean, see the sides"
+        )
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 train_app = typer.Typer(
@@ -519,8 +536,33 @@ def train_sft(config: Annotated[Path, typer.Option("--config", help="training YA
     _train("sft", config)
 
 
+def describe_os_error(exc: OSError) -> str:
+    """'PATH: cause' for a filesystem error (read-only folder, a file where a folder should be, disk full)."""
+    where = exc.filename if exc.filename is not None else ""
+    cause = exc.strerror or str(exc)
+    return f"{printable(str(where))}: {cause}" if where != "" else cause
+
+
 def main() -> None:
-    app()
+    """The error boundary: no traceback reaches a user. Environment problems (a read-only or missing folder, a
+    file where a folder should be) exit 2 naming the path; anything else exits 1 in one line, with the traceback
+    only under ROBUSTGEN_DEBUG=1."""
+    try:
+        app()  # typer answers usage errors (exit 2) and --help itself
+    except RobustgenError as exc:
+        complain("error", "red", exc)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:
+        complain("error", "red", describe_os_error(exc))
+        sys.exit(EXIT_USAGE)
+    except Exception as exc:  # noqa: BLE001  (a bug of ours: one line, the traceback on request)
+        if os.environ.get("ROBUSTGEN_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        complain(
+            "error", "red", f"internal error: {type(exc).__name__}: {first} (ROBUSTGEN_DEBUG=1 shows the traceback)"
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

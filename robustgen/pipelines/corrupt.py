@@ -12,6 +12,7 @@ import csv
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,9 @@ from robustgen.degrade.apply import replay
 from robustgen.degrade.recipes import Recipe, fixed_plan
 from robustgen.errors import ImageError, RobustgenError
 from robustgen.images import decode, encode, read_image
-from robustgen.pipelines.sources import IMAGE_SUFFIXES
+from robustgen.pipelines.sources import IMAGE_REF_MAX, IMAGE_SUFFIXES, table_rows
+from robustgen.schemas.paths import regular_file_under
+from robustgen.schemas.sample import printable
 
 DEFAULT_LEVELS = (0.23, 0.45, 0.9)
 
@@ -51,73 +54,104 @@ def _degrade_levels(image: np.ndarray, recipe: Recipe, seed: int, row_id: str, l
         yield replay(image, plan.degradations), plan
 
 
+@dataclass
+class CorruptReport:
+    """What corrupt-eval wrote, and how many rows it had to keep clean (undecodable, recorded in the sides)."""
+
+    paths: list[Path]
+    total: int = 0
+    failed: int = 0
+
+
 def corrupt_tsv(
     src: Path, out: Path, levels: list[float], recipe: Recipe, seed: int, on_row: Callable[[], None] | None = None
-) -> list[Path]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    out.mkdir(parents=True, exist_ok=True)
+) -> CorruptReport:
+    """Every row is written at every level, so row counts match the original. A row whose image cannot be
+    decoded stays clean and its side line says why; a row whose image cell names another row (VLMEvalKit's way
+    of storing a repeated image) keeps that reference, so it shares that row's degraded image."""
     names = level_names(levels)
     paths = [out / f"{src.stem}_Robust_{n}.tsv" for n in names]
-    with src.open(encoding="utf-8", newline="") as f_in:
-        reader = csv.reader(f_in, delimiter="\t")
-        header = next(reader, None)
-        if not header or "image" not in header:
-            raise RobustgenError(f"{src}: a VLMEvalKit TSV needs a header with an 'image' column")
-        col = header.index("image")
-        idx_col = header.index("index") if "index" in header else None
-        files = [p.open("w", encoding="utf-8", newline="") for p in paths]
-        sides = [p.with_suffix(".degradations.jsonl").open("w", encoding="utf-8") for p in paths]
-        try:
-            writers = [csv.writer(f, delimiter="\t", lineterminator="\n") for f in files]
-            for w in writers:
-                w.writerow(header)
-            for lineno, row in enumerate(reader, 2):
-                row_id = row[idx_col] if idx_col is not None and idx_col < len(row) else str(lineno)
-                try:
-                    image = decode(base64.b64decode(row[col]), f"{src.name}:{lineno}")
-                except (ImageError, ValueError, IndexError) as exc:
-                    # the row stays (row counts must match the original); the failure is recorded
-                    print(f"skipped: {src.name}:{lineno}: image column unreadable: {exc}", file=sys.stderr)
-                    for w, side in zip(writers, sides, strict=True):
+    rows = table_rows(src, "\t")
+    first = next(rows, None)
+    header = first[1] if first else None
+    if not header or "image" not in header:
+        raise RobustgenError(f"{src}: a VLMEvalKit TSV needs a header with an 'image' column")
+    col = header.index("image")
+    idx_col = header.index("index") if "index" in header else None
+    out.mkdir(parents=True, exist_ok=True)
+    report = CorruptReport(paths)
+    # bytes that are not UTF-8 were read as surrogate escapes and are written back unchanged
+    files = [p.open("w", encoding="utf-8", errors="surrogateescape", newline="") for p in paths]
+    sides = [p.with_suffix(".degradations.jsonl").open("w", encoding="utf-8") for p in paths]
+    try:
+        writers = [csv.writer(f, delimiter="\t", lineterminator="\n") for f in files]
+        for w in writers:
+            w.writerow(header)
+        for lineno, row, err in rows:
+            if row == []:
+                continue
+            report.total += 1
+            row_id = row[idx_col] if row and idx_col is not None and idx_col < len(row) else str(lineno)
+            side_id = row_id.encode("utf-8", "backslashreplace").decode("utf-8")
+            cell = row[col].strip() if row and col < len(row) else ""
+            if row is not None and 0 < len(cell) <= IMAGE_REF_MAX:
+                for w, side in zip(writers, sides, strict=True):
+                    w.writerow(row)
+                    side.write(json.dumps({"index": side_id, "image_of": cell}) + "\n")
+                continue
+            try:
+                if row is None:
+                    raise ValueError(err)
+                image = decode(base64.b64decode(cell), f"{src.name}:{lineno}")
+            except (ImageError, ValueError, IndexError) as exc:
+                report.failed += 1
+                print(f"skipped: {src.name}:{lineno}: image column unreadable: {exc}", file=sys.stderr)
+                for w, side in zip(writers, sides, strict=True):
+                    if row is not None:
                         w.writerow(row)
-                        side.write(json.dumps({"index": row_id, "error": f"image unreadable: {exc}"}) + "\n")
-                    continue
-                for w, side, (degraded, plan) in zip(
-                    writers, sides, _degrade_levels(image, recipe, seed, row_id, levels), strict=True
-                ):
-                    new = list(row)
-                    new[col] = base64.b64encode(encode(degraded, "jpg")).decode("ascii")
-                    w.writerow(new)
-                    side.write(
-                        json.dumps(
-                            {"index": row_id, "degradations": [d.model_dump(mode="json") for d in plan.degradations]}
-                        )
-                        + "\n"
+                    side.write(json.dumps({"index": side_id, "error": f"image unreadable: {exc}"}) + "\n")
+                continue
+            for w, side, (degraded, plan) in zip(
+                writers, sides, _degrade_levels(image, recipe, seed, row_id, levels), strict=True
+            ):
+                new = list(row)
+                new[col] = base64.b64encode(encode(degraded, "jpg")).decode("ascii")
+                w.writerow(new)
+                side.write(
+                    json.dumps(
+                        {"index": side_id, "degradations": [d.model_dump(mode="json") for d in plan.degradations]}
                     )
-                if on_row:
-                    on_row()
-        finally:
-            for f in files + sides:
-                f.close()
-    return paths
+                    + "\n"
+                )
+            if on_row:
+                on_row()
+    finally:
+        for f in files + sides:
+            f.close()
+    return report
 
 
 def corrupt_folder(
     src: Path, out: Path, levels: list[float], recipe: Recipe, seed: int, on_row: Callable[[], None] | None = None
-) -> list[Path]:
+) -> CorruptReport:
     names = level_names(levels)
     dirs = [out / f"{src.name}_Robust_{n}" for n in names]
+    report = CorruptReport(dirs)
     sides = []
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
         sides.append((d / "degradations.jsonl").open("w", encoding="utf-8"))
     try:
-        for f in sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        for f in sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()):
             rel = f.relative_to(src)
+            report.total += 1
             try:
-                image = read_image(f)
-            except ImageError as exc:
+                image = read_image(regular_file_under(src, str(rel)))  # regular files inside the folder only
+            except (ImageError, ValueError) as exc:
+                report.failed += 1
                 print(f"skipped: {exc}", file=sys.stderr)
+                for side in sides:
+                    side.write(json.dumps({"image": printable(str(rel)), "error": str(exc)}) + "\n")
                 continue
             for d, side, (degraded, plan) in zip(
                 dirs, sides, _degrade_levels(image, recipe, seed, str(rel), levels), strict=True
@@ -129,7 +163,7 @@ def corrupt_folder(
                 side.write(
                     json.dumps(
                         {
-                            "image": str(rel.with_suffix(f".{fmt}")),
+                            "image": printable(str(rel.with_suffix(f".{fmt}"))),
                             "degradations": [x.model_dump(mode="json") for x in plan.degradations],
                         }
                     )
@@ -140,7 +174,7 @@ def corrupt_folder(
     finally:
         for s in sides:
             s.close()
-    return dirs
+    return report
 
 
 def corrupt_eval(
@@ -150,9 +184,11 @@ def corrupt_eval(
     recipe: Recipe | None = None,
     seed: int = 0,
     on_row: Callable[[], None] | None = None,
-) -> list[Path]:
+) -> CorruptReport:
     src, out = Path(src), Path(out)
     recipe = recipe or Recipe()
+    if out.resolve().is_relative_to(src.resolve()) and src.is_dir():
+        raise RobustgenError(f"--out {out} lies inside the source folder {src}; choose a folder outside it")
     if src.is_dir():
         return corrupt_folder(src, out, levels, recipe, seed, on_row)
     if src.is_file() and src.suffix.lower() == ".tsv":

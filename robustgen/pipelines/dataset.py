@@ -29,22 +29,39 @@ class Dataset:
         if not (root / "manifest.json").is_file():
             raise RobustgenError(f"{root}: not a robustgen dataset (no manifest.json); run `robustgen synth` first")
         try:
-            manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise RobustgenError(f"{root}/manifest.json: not valid JSON ({exc.msg})") from None
+            manifest = json.loads((root / "manifest.json").read_bytes().decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            raise RobustgenError(f"{root}/manifest.json: not valid JSON ({_line(exc)})") from None
+        if not isinstance(manifest, dict):
+            raise RobustgenError(f"{root}/manifest.json: expected a JSON object, got {type(manifest).__name__}")
         return cls(root, manifest)
+
+    def _lines(self, rel: str) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+        """(where, parsed object or None, error) for each non-blank line of the file ``rel``."""
+        path = self.root / rel
+        if not path.is_file():
+            return
+        for lineno, raw in enumerate(path.read_bytes().splitlines(), 1):
+            if not raw.strip():
+                continue
+            where = f"{rel}:{lineno}"
+            try:
+                obj = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                yield where, None, "not valid UTF-8"
+                continue
+            except (ValueError, RecursionError) as exc:
+                yield where, None, f"not valid JSON ({_line(exc)})"
+                continue
+            if not isinstance(obj, dict):
+                yield where, None, "not a JSON object"
+                continue
+            yield where, obj, ""
 
     def raw_records(self) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
         """(where, parsed line or None, error) for every line of every data shard."""
         for shard in sorted((self.root / "data").glob("*.jsonl")):
-            for lineno, line in enumerate(shard.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                where = f"data/{shard.name}:{lineno}"
-                try:
-                    yield where, json.loads(line), ""
-                except json.JSONDecodeError as exc:
-                    yield where, None, f"not valid JSON ({exc.msg})"
+            yield from self._lines(f"data/{shard.name}")
 
     def records(self) -> list[DatasetRecord]:
         """Every record, validated, sorted by id."""
@@ -58,11 +75,23 @@ class Dataset:
                 raise RobustgenError(f"{self.root}/{where}: {_first(exc)}") from None
         return sorted(out, key=lambda r: r.id)
 
+    def failure_lines(self) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+        """(where, failure or None, error) for every line of failures.jsonl."""
+        yield from self._lines("failures.jsonl")
+
     def failures(self) -> list[dict[str, Any]]:
-        path = self.root / "failures.jsonl"
-        if not path.is_file():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        """The readable lines of failures.jsonl (``validate`` reports the others)."""
+        return [obj for _, obj, _ in self.failure_lines() if obj is not None]
+
+    def counts(self) -> dict[str, Any]:
+        counts = self.manifest.get("counts")
+        return counts if isinstance(counts, dict) else {}
+
+
+def _line(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _first(exc: ValidationError) -> str:
@@ -98,9 +127,10 @@ def validate_dataset(root: str | Path) -> list[str]:
             problems.append(f"{where} ({rec.id}): response does not parse: {exc}")
         if rec.answer is not None and not answer_matches(rec.chain.answer, rec.answer, rec.choices):
             problems.append(f"{where} ({rec.id}): chain answer {rec.chain.answer!r} does not match {rec.answer!r}")
-        img = ds.root / rec.image
-        if not img.is_file():
-            problems.append(f"{where} ({rec.id}): image {rec.image} is missing")
+        try:
+            img = rec.image_in(ds.root)
+        except ValueError as exc:
+            problems.append(f"{where} ({rec.id}): image {exc}")
         else:
             try:
                 with Image.open(img) as im:
@@ -109,14 +139,19 @@ def validate_dataset(root: str | Path) -> list[str]:
                             f"{where} ({rec.id}): image is {im.size[0]}x{im.size[1]}, record says "
                             f"{rec.width}x{rec.height}"
                         )
-            except OSError as exc:
-                problems.append(f"{where} ({rec.id}): image {rec.image} is unreadable ({exc})")
-    counts = ds.manifest.get("counts", {})
-    fails = len(ds.failures())
+            except Exception as exc:  # noqa: BLE001  (a hostile file: OSError, bomb, SyntaxError, ...)
+                problems.append(f"{where} ({rec.id}): image {rec.image} is unreadable ({_line(exc)})")
+    counts = ds.counts()
+    fails = 0
+    for where, obj, err in ds.failure_lines():
+        fails += 1
+        if obj is None:
+            problems.append(f"{where}: {err}")
     if counts.get("written") != n:
         problems.append(f"manifest.json: counts.written is {counts.get('written')}, data holds {n} records")
     if counts.get("failed") != fails:
         problems.append(f"manifest.json: counts.failed is {counts.get('failed')}, failures.jsonl has {fails} lines")
-    if counts.get("total") != counts.get("written", 0) + counts.get("failed", 0):
+    written, failed = counts.get("written"), counts.get("failed")
+    if not (isinstance(written, int) and isinstance(failed, int) and counts.get("total") == written + failed):
         problems.append("manifest.json: counts.total is not written + failed")
     return problems

@@ -39,12 +39,25 @@ def _checked(root: str | Path) -> Dataset:
     return Dataset.open(root)
 
 
+def _dataset_info(path: Path) -> dict:
+    """The dataset_info.json already in the export folder (other datasets are kept); a broken one is refused."""
+    if not path.exists():
+        return {}
+    try:
+        info = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise RobustgenError(f"{path}: not valid JSON; fix or remove it (other datasets may be listed there)") from None
+    if not isinstance(info, dict):
+        raise RobustgenError(f"{path}: expected a JSON object mapping dataset names to their settings")
+    return info
+
+
 def export_llamafactory(root: str | Path, out: str | Path, name: str = "robustgen") -> Path:
     """ShareGPT JSON + dataset_info.json; image paths relative to ``out``."""
     ds, out = _checked(root), Path(out)
     rows = []
     for rec in ds.records():
-        _place_image(ds.root / rec.image, out / rec.image)
+        _place_image(rec.image_in(ds.root), out / rec.image)
         rows.append(
             {
                 "id": rec.id,
@@ -58,7 +71,7 @@ def export_llamafactory(root: str | Path, out: str | Path, name: str = "robustge
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
     info_path = out / "dataset_info.json"
-    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    info = _dataset_info(info_path)
     info[name] = {
         "file_name": f"{name}.json",
         "formatting": "sharegpt",
@@ -75,7 +88,7 @@ def export_robust_r1(root: str | Path, out: str | Path) -> Path:
     lines = []
     for rec in ds.records():
         rel = rec.image.removeprefix("images/")
-        _place_image(ds.root / rec.image, images / rel)
+        _place_image(rec.image_in(ds.root), images / rel)
         lines.append(
             json.dumps(
                 {
@@ -104,7 +117,7 @@ def export_trl(root: str | Path, out: str | Path) -> Path:
 
     ds, out = _checked(root), Path(out)
     rows = [
-        {**training_row(r), "images": [{"bytes": (ds.root / r.image).read_bytes(), "path": Path(r.image).name}]}
+        {**training_row(r), "images": [{"bytes": r.image_in(ds.root).read_bytes(), "path": Path(r.image).name}]}
         for r in ds.records()
     ]
     text = pa.struct([("type", pa.string()), ("text", pa.string())])

@@ -22,17 +22,26 @@ DATA_DIR, IMAGES_DIR, WORK_DIR = "data", "images", ".work"
 MANIFEST, FAILURES, RUN_FILE = "manifest.json", "failures.jsonl", ".work/run.json"
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}")
+
+
 def safe_name(sample_id: str) -> str:
-    """A file-name-safe, collision-free form of a sample id."""
-    clean = re.sub(r"[^A-Za-z0-9._-]", "_", sample_id)[:120]
-    if clean != sample_id or clean.startswith("."):
-        clean = f"{clean.lstrip('.')}-{hashlib.sha1(sample_id.encode()).hexdigest()[:8]}"
-    return clean
+    """A file name for a sample id, one-to-one: a plain id (letters, digits, ``._-``, not starting with a dot,
+    at most 120 characters) is kept as it is; any other id is escaped (``%XX`` per UTF-8 byte, so ``%`` itself
+    never appears in a plain name) and, when long, cut and given the SHA-256 of the whole id. Two different ids
+    never share a file."""
+    if _PLAIN.fullmatch(sample_id):
+        return sample_id
+    raw = sample_id.encode("utf-8", "surrogatepass")
+    escaped = "".join(chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_-") else f"%{b:02X}" for b in raw)
+    if len(escaped) > 120:
+        escaped = f"{escaped[:56]}%{hashlib.sha256(raw).hexdigest()}"
+    return escaped
 
 
 def image_relpath(sample_id: str, ext: str) -> str:
     """images/<2 hex>/<safe id>.<ext>: a fan-out keeps folders small on million-sample runs."""
-    bucket = hashlib.sha1(sample_id.encode()).hexdigest()[:2]
+    bucket = hashlib.sha1(sample_id.encode("utf-8", "surrogatepass")).hexdigest()[:2]
     return f"{IMAGES_DIR}/{bucket}/{safe_name(sample_id)}.{ext}"
 
 

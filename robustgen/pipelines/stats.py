@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from robustgen.annotate.validate import word_count
+from robustgen.errors import ImageError
 from robustgen.images import data_url, read_image
 from robustgen.pipelines.dataset import Dataset
-from robustgen.schemas import Stage
+from robustgen.schemas import DatasetRecord, Stage
 
 
 def compute(ds: Dataset) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def compute(ds: Dataset) -> dict[str, Any]:
             severities.append(d.severity)
         totals.append(sum(d.severity for d in r.degradations))
         lengths.append(word_count(r.chain.reasoning))
-    reasons = Counter(f"{f.get('stage', '?')}: {f.get('reason', '')[:70]}" for f in ds.failures())
+    reasons = Counter(f"{str(f.get('stage', '?'))[:20]}: {str(f.get('reason', ''))[:70]}" for f in ds.failures())
     return {
         "records": recs,
         "by_name": by_name,
@@ -52,6 +53,11 @@ def plots(st: dict[str, Any]) -> dict[str, bytes]:
     import matplotlib
 
     matplotlib.use("Agg")
+    with matplotlib.rc_context({"text.parse_math": False}):  # names from records are text, never TeX
+        return _plots(st)
+
+
+def _plots(st: dict[str, Any]) -> dict[str, bytes]:
     import matplotlib.pyplot as plt
 
     out = {}
@@ -94,14 +100,19 @@ def plots(st: dict[str, Any]) -> dict[str, bytes]:
     return out
 
 
-def _thumb(path: Path, side: int = 256) -> str:
-    """A data URL of a small JPEG of the image."""
-    return data_url(read_image(path), side, quality=85)[0]
+def _thumb(ds: Dataset, rec: DatasetRecord, side: int = 256) -> str:
+    """A data URL of a small JPEG of the record's image; empty when it cannot be read (``validate`` says why)."""
+    try:
+        return data_url(read_image(rec.image_in(ds.root)), side, quality=85)[0]
+    except (ValueError, ImageError):
+        return ""
 
 
 def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery: int = 12) -> str:
     e = html.escape
-    m = ds.manifest.get("counts", {})
+    m = {k: e(str(v)) for k, v in ds.counts().items()}
+    teacher = ds.manifest.get("teacher")
+    kind = teacher.get("kind") if isinstance(teacher, dict) else None
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>robustgen dataset</title><style>"
         "body{font-family:system-ui,sans-serif;margin:24px;max-width:1100px;color:#222}"
@@ -110,7 +121,7 @@ def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery
         "td,th{padding:2px 10px;text-align:left}</style></head><body>",
         f"<h1>robustgen dataset: {e(str(ds.root.name))}</h1>",
         f"<p>{m.get('written', 0)} written, {m.get('failed', 0)} failed of {m.get('total', 0)}; seed "
-        f"{e(str(ds.manifest.get('seed')))}; teacher {e(str(ds.manifest.get('teacher', {}).get('kind')))}</p>",
+        f"{e(str(ds.manifest.get('seed')))}; teacher {e(str(kind))}</p>",
     ]
     for name, data in images.items():
         parts.append(
@@ -123,7 +134,7 @@ def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery
     parts.append("<h2>samples</h2>")
     for r in st["records"][:gallery]:
         parts.append(
-            f"<div class='card'><img alt='{e(r.id)}' src='{_thumb(ds.root / r.image)}'>"
+            f"<div class='card'><img alt='{e(r.id)}' src='{_thumb(ds, r)}'>"
             f"<div><b>{e(r.id)}</b>: {e(r.question)}<div class='tag'>{e(r.response)}</div></div></div>"
         )
     parts.append("</body></html>")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from robustgen.schemas.chain import ReasoningChain
 from robustgen.schemas.degradation import AppliedDegradation
+from robustgen.schemas.paths import check_relative, regular_file_under
 
 
 class Quality(BaseModel):
@@ -36,3 +38,13 @@ class DatasetRecord(BaseModel):
     response: str
     teacher: dict[str, Any]
     quality: Quality
+
+    @field_validator("image")
+    @classmethod
+    def _inside(cls, image: str) -> str:
+        return check_relative(image)
+
+    def image_in(self, root: str | Path) -> Path:
+        """The degraded image file under the dataset folder ``root``; ``ValueError`` when it is missing, not a
+        regular file, or (through a symlink) outside ``root``. Records are data: never followed blindly."""
+        return regular_file_under(root, self.image)

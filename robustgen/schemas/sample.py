@@ -32,6 +32,14 @@ class SourceRow(BaseModel):
     rationale: str | None = Field(default=None, description="why the answer is right, if the source has one")
     retry: bool = Field(default=False, description="a retried failure: the teacher asks afresh (no cached reply)")
 
+    @field_validator("id", "source", "image", "question", "answer", "rationale", "choices")
+    @classmethod
+    def _unicode(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for text in value if isinstance(value, list) else [value]:
+            if text is not None and not _encodable(text):
+                raise ValueError("holds bytes that are not valid UTF-8 (or a lone surrogate)")
+        return value
+
     @field_validator("choices")
     @classmethod
     def _choices(cls, choices: list[str] | None) -> list[str] | None:
@@ -59,7 +67,7 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """Text that can be written as UTF-8: lone surrogates become visible escapes (``\\ud800``)."""
     return text if _encodable(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -78,12 +86,12 @@ class Failure(BaseModel):
     @field_validator("id", "source")
     @classmethod
     def _writable(cls, text: str) -> str:
-        return _printable(text)
+        return printable(text)
 
     @field_validator("reason")
     @classmethod
     def _one_line(cls, reason: str) -> str:
-        return " ".join(_printable(reason).split())
+        return " ".join(printable(reason).split())
 
 
 class DegradedSample(BaseModel):

@@ -15,7 +15,7 @@ def _rows_from_folder(root: Path):
     for shard in sorted((root / "data").glob("*.jsonl")):
         records += [DatasetRecord.model_validate_json(line) for line in shard.read_text().splitlines() if line.strip()]
     for rec in sorted(records, key=lambda r: r.id):
-        with Image.open(root / rec.image) as im:
+        with Image.open(rec.image_in(root)) as im:
             image = im.convert("RGB")
         yield {**training_row(rec), "images": [image]}
 
