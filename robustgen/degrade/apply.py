@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+from pydantic import ValidationError
 
 from robustgen.degrade import registry
 from robustgen.degrade.base import Degrader
@@ -39,7 +40,12 @@ def plan_one(degrader: Degrader, severity: float, rng: np.random.Generator) -> A
 def render(image: np.ndarray, record: AppliedDegradation) -> np.ndarray:
     """Apply one recorded degradation to a uint8 RGB image (the replay primitive)."""
     degrader = registry.get(record.name)
-    params = degrader.Params.model_validate(record.params)
+    try:  # a record is data: each parameter must lie inside its schema's bounds before any pixel work
+        params = degrader.Params.model_validate(record.params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "params"
+        raise RobustgenError(f"degrader {record.name!r}: parameter {where}: {err['msg']}") from None
     out = degrader.apply(image, params, np.random.default_rng(record.seed))
     if not isinstance(out, np.ndarray) or out.shape != image.shape or out.dtype != np.uint8:
         got = getattr(out, "shape", type(out).__name__), getattr(out, "dtype", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from robustgen.errors import RobustgenError
 from robustgen.images import SAMPLE_PREFIX, read_bytes
 from robustgen.pipelines import process
 from robustgen.pipelines.output import DATA_DIR, FAILURES, MANIFEST, RUN_FILE, WORK_DIR, Output
-from robustgen.pipelines.sources import read_source
+from robustgen.pipelines.sources import IMAGE_SUFFIXES, read_source
 from robustgen.schemas import DegradedSample, Failure, SourceRow, Usage
 
 #: rows per input chunk: one Ray task reads, degrades (and for an in-task teacher annotates) a chunk
@@ -107,6 +108,31 @@ class SynthSummary(BaseModel):
 # ---- the driver -------------------------------------------------------------------------------------
 
 
+def source_digest(source: str) -> str:
+    """What the source holds, so that a changed file at the same path is not resumed into: the SHA-256 of a
+    file's bytes; for a folder, of every image file's relative path, size and modification time."""
+    if source == "samples":
+        return "samples"
+    path = Path(source)
+    h = hashlib.sha256()
+    try:
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                if f.suffix.lower() in IMAGE_SUFFIXES:
+                    st = f.lstat()
+                    h.update(
+                        f"{f.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape")
+                    )
+        elif path.is_file():
+            with path.open("rb") as fh:
+                h = hashlib.file_digest(fh, "sha256")
+        else:
+            return "missing"
+    except OSError as exc:
+        raise RobustgenError(f"{source}: cannot be read ({exc.strerror})") from None
+    return h.hexdigest()
+
+
 def _ids_in(out: Output, rel: str) -> set[str]:
     ids: set[str] = set()
     for shard in out.list(rel, ".jsonl"):  # only the id is read: a record is validated when it is written
@@ -119,18 +145,39 @@ def _ids_in(out: Output, rel: str) -> set[str]:
     return ids
 
 
+def check_overlap(cfg: SynthConfig, out: Output) -> None:
+    """The output folder and the source never overlap: a run must not delete its source (``--overwrite``) or
+    read its own output as input on the next run."""
+    if cfg.source == "samples" or not isinstance(out.fs, pafs.LocalFileSystem):
+        return
+    src, dst = Path(cfg.source).resolve(), Path(out.root)
+    if src.is_relative_to(dst):
+        raise RobustgenError(f"--out {cfg.out} holds the source {cfg.source}; choose an output folder outside it")
+    if src.is_dir() and dst.is_relative_to(src):
+        raise RobustgenError(f"--out {cfg.out} lies inside the source folder {cfg.source}; choose a folder outside")
+
+
 def prepare_output(cfg: SynthConfig, out: Output) -> None:
-    """Start, resume, or refuse: a folder holding a run with other settings is never mixed into."""
+    """Start, resume, or refuse: a folder holding a run with other settings is never mixed into, and
+    ``--overwrite`` only ever clears a folder that holds a robustgen run."""
+    check_overlap(cfg, out)
     fp = cfg.fingerprint()
+    fp["source_digest"] = source_digest(cfg.source)
+    if not out.is_empty() and not out.exists(RUN_FILE):
+        raise RobustgenError(
+            f"{cfg.out}: folder is not empty and holds no robustgen run; robustgen never clears or mixes into "
+            "other files: choose another --out"
+        )
     if cfg.overwrite:
         out.clear()
     elif not out.is_empty():
-        if not out.exists(RUN_FILE):
-            raise RobustgenError(
-                f"{cfg.out}: folder is not empty and holds no robustgen run; use --overwrite "
-                "to replace it or choose another --out"
-            )
-        old = json.loads(out.read_text(RUN_FILE))
+        try:
+            old = json.loads(out.read_text(RUN_FILE))
+            if not isinstance(old, dict):
+                raise ValueError("not an object")
+        except (ValueError, UnicodeDecodeError):
+            raise RobustgenError(f"{cfg.out}/{RUN_FILE}: damaged; use --overwrite to start over") from None
+        old.setdefault("source_digest", fp["source_digest"])  # runs from before digests resume as before
         diff = sorted(k for k in set(fp) | set(old) if fp.get(k) != old.get(k))
         if diff:
             raise RobustgenError(
@@ -213,6 +260,7 @@ def _init_ray(cfg: SynthConfig) -> None:
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     logging.getLogger("ray").setLevel(logging.ERROR)
     if cfg.ray_address:
+        _check_reachable(cfg.ray_address)
         try:
             ray.init(address=cfg.ray_address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -221,8 +269,30 @@ def _init_ray(cfg: SynthConfig) -> None:
                 f"--ray-address {cfg.ray_address}: cannot join the Ray cluster ({first}); a cluster with token "
                 "authentication needs RAY_AUTH_MODE=token and its token (see `ray get-auth-token`)"
             ) from None
-    else:
-        ray.init(num_cpus=cfg.workers, **kwargs)
+    else:  # "local": a new embedded instance, even while another Ray cluster runs on this machine
+        ray.init(address="local", num_cpus=cfg.workers, **kwargs)
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A ``host:port`` (or ``ray://host:port``) address that accepts no connection is refused in seconds, not
+    after Ray's minutes of retries."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if address == "auto":
+        return
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise RobustgenError(f"--ray-address {address}: expected host:port") from None
+    if not host or not port:
+        return
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise RobustgenError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc})") from None
 
 
 def job_spec(cfg: SynthConfig) -> JobSpec:
@@ -633,6 +703,8 @@ def synth(
 ) -> SynthSummary:
     """Run (or resume) a synth job. ``RobustgenError`` for usage problems; bad rows become failures."""
     started = time.time()
+    out = Output(cfg.out)
+    check_overlap(cfg, out)
     cfg.checked_recipe  # noqa: B018 - fail fast on a bad recipe
     teacher_cls = teacher_class(cfg.teacher)
     cfg.teacher_obj.preflight()  # and on bad teacher settings or a missing key
@@ -646,7 +718,6 @@ def synth(
         )
         if reason := teacher_cls.check_source(open_ended=fmt == "folder"):
             raise RobustgenError(f"{cfg.source}: {reason}")
-    out = Output(cfg.out)
     with out.exclusive():  # one run per folder at a time: a second writer is refused, not interleaved
         return _run(cfg, out, started, on_progress, on_start)
 

@@ -64,7 +64,12 @@ def _build(**fields: Any) -> SourceRow:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "row"
-        raise ValueError(f"{where}: {err['msg']}") from None
+        msg = (
+            "holds bytes that are not valid UTF-8 (or a lone surrogate)"
+            if err["type"] == "string_unicode"
+            else err["msg"]
+        )
+        raise ValueError(f"{where}: {msg}") from None
 
 
 def _choices(value: Any) -> list[str] | None:
@@ -270,7 +275,8 @@ def _split_array(text: str) -> Iterator[str]:
             if tok == "]":
                 return
             continue
-        depth += 1 if tok in "[{" else -1
+        if tok != ",":
+            depth += 1 if tok in "[{" else -1
     if start is not None and text[start:].strip():
         yield text[start:]
 

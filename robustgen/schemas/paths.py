@@ -27,6 +27,8 @@ def regular_file_under(root: str | Path, ref: str) -> Path:
     full = resolve_under(root, ref)
     try:
         mode = os.stat(full).st_mode
+    except FileNotFoundError:
+        raise ValueError(f"{ref} is missing") from None
     except OSError as exc:
         raise ValueError(f"{ref}: {exc.strerror or 'cannot be read'}") from None
     if not stat.S_ISREG(mode):

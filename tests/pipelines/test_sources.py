@@ -24,7 +24,7 @@ def test_jsonl_rows_resolve_under_the_root_and_bad_rows_fail_alone(bad_jsonl):
     assert all(r.stage == "read" for r in rows if isinstance(r, Failure))
     assert len(good) == 12 + 5  # zero/notimage/truncated/missing/bomb fail later, at decode time
     assert all(r.image.startswith(str(bad_jsonl.parent)) for r in good)
-    assert "escapes the source root" in bad["escape"] and "escapes the source root" in bad["absolute"]
+    assert "escapes its folder" in bad["escape"] and "escapes its folder" in bad["absolute"]
     assert "missing 'question'" in bad["noquestion"]
     assert any("malformed JSON line" in e for e in bad.values())
 
@@ -112,7 +112,7 @@ def test_folder_symlinks_out_of_the_folder_and_fifos_are_failures(image_dir, tmp
     os.mkfifo(src / "pipe.jpg")
     rows = {r.id: r for r in read_source(str(src), question="What is shown?")}
     assert isinstance(rows["ok"], SourceRow)
-    assert isinstance(rows["link"], Failure) and "escapes the source root" in rows["link"].reason
+    assert isinstance(rows["link"], Failure) and "escapes its folder" in rows["link"].reason
     assert isinstance(rows["pipe"], Failure) and "not a regular file" in rows["pipe"].reason
 
 

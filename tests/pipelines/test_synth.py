@@ -95,7 +95,7 @@ def test_every_row_ends_written_or_failed_with_a_reason(bad_jsonl, tmp_path):
     assert "truncated" in reasons["truncated"]
     assert "no such file" in reasons["missing"]
     assert "safety limit" in reasons["bomb"] or "decompression bomb" in reasons["bomb"]
-    assert "escapes the source root" in reasons["escape"] and "escapes the source root" in reasons["absolute"]
+    assert "escapes its folder" in reasons["escape"] and "escapes its folder" in reasons["absolute"]
     assert "missing 'question'" in reasons["noquestion"]
     assert any("malformed JSON line" in r for r in reasons.values())
     assert all("\n" not in r for r in reasons.values())
