@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import re
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +23,7 @@ from robustgen.errors import RobustgenError
 
 DATA_DIR, IMAGES_DIR, WORK_DIR = "data", "images", ".work"
 MANIFEST, FAILURES, RUN_FILE = "manifest.json", "failures.jsonl", ".work/run.json"
+LOCK_FILE = ".robustgen-lock"  # who holds the folder (pid, host, since); the lock itself is a flock
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}")
@@ -64,10 +68,15 @@ class Output:
         return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
 
     def is_empty(self) -> bool:
+        return not self._entries()
+
+    def _entries(self) -> list[str]:
+        """Paths of what the folder holds (the lock note excluded)."""
         info = self.fs.get_file_info(self.root)
         if info.type == pafs.FileType.NotFound:
-            return True
-        return not self.fs.get_file_info(pafs.FileSelector(self.root, recursive=False))
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=False))
+        return [i.path for i in infos if i.path.rsplit("/", 1)[-1] != LOCK_FILE]
 
     def mkdirs(self, rel: str = "") -> None:
         self.fs.create_dir(self.path(rel), recursive=True)
@@ -131,24 +140,34 @@ class Output:
             yield
             return
         os.makedirs(self.root, exist_ok=True)
-        fd = os.open(self.root, os.O_RDONLY)  # the folder itself: --overwrite empties it but never removes it
+        # the folder itself is locked (--overwrite empties it but never removes it). The kernel drops a flock
+        # when its process dies, however it dies: a killed run leaves no stale lock to clean up.
+        fd = os.open(self.root, os.O_RDONLY)
+        note = Path(self.root) / LOCK_FILE
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise RobustgenError(
-                    f"{self.uri}: another robustgen run is writing into this folder; wait for it to finish or "
-                    "choose another --out"
+                    f"{self.uri}: another robustgen run is writing into this folder ({_holder(note)}); wait for it "
+                    "to finish or choose another --out"
                 ) from None
-            yield
+            note.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}) + "\n")
+            try:
+                yield
+            finally:
+                note.unlink(missing_ok=True)
         finally:
             os.close(fd)
 
     def clear(self) -> None:
-        """Remove everything in the run folder (``--overwrite``)."""
+        """Remove everything in the run folder (``--overwrite``) but the lock note of the run doing it."""
         self._made.clear()
-        if self.exists():
-            self.fs.delete_dir_contents(self.root, missing_dir_ok=True)
+        for path in self._entries():
+            if self.fs.get_file_info(path).type == pafs.FileType.Directory:
+                self.fs.delete_dir(path)
+            else:
+                self.fs.delete_file(path)
 
     def clean_temporaries(self) -> None:
         """Remove temporary files a killed run left behind."""
@@ -161,6 +180,16 @@ class Output:
             return []
         infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True))
         return [i.path[len(self.root) + 1 :] for i in infos if i.type == pafs.FileType.File]
+
+
+def _holder(note: Path) -> str:
+    """Who holds a folder, from its lock note: 'pid 123 on host-a since 12:03:04'."""
+    try:
+        info = json.loads(note.read_text(encoding="utf-8"))
+        since = time.strftime("%H:%M:%S", time.localtime(float(info["since"])))
+        return f"pid {int(info['pid'])} on {str(info['host'])[:64]} since {since}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown"
 
 
 def shard_name(ids: list[str], prefix: str) -> str:

@@ -464,7 +464,51 @@ def test_a_second_run_into_a_busy_folder_is_refused(image_dir, tmp_path):
             assert time.monotonic() < deadline and first.poll() is None
             time.sleep(0.05)
         second = synth(*args, "--batch-size", 3)
+        overwrite = synth(*args, "--overwrite")
         assert first.wait(timeout=600) == 0
-    assert second.returncode == 2 and "another robustgen run is writing into this folder" in second.stderr
+    for res in (second, overwrite):
+        assert res.returncode == 2 and "another robustgen run is writing into this folder" in res.stderr
+        assert f"pid {first.pid} on " in res.stderr  # the holder is named
+    assert not (out / ".robustgen-lock").exists()  # the note goes with the run
     ids = [r["id"] for r in records(out)]
     assert len(ids) == len(set(ids)) == 30
+
+
+def test_no_secret_on_disk_after_a_run_on_ray(image_dir, tmp_path):
+    """The key (from the environment) and a password inside --base-url appear in no file the run touches: the
+    output folder, the teacher cache, Ray's whole temp dir (session logs included), nor the console."""
+    import tempfile
+
+    src = _numbered_source(image_dir, tmp_path, 12)
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rg", dir="/tmp"))  # short: Ray's socket paths must fit
+    password = "pw-SECRET-in-url-5550123"
+    try:
+        with FakeOpenAI() as server:
+            url = server.url.replace("http://", f"http://user:{password}@")
+            res = synth(
+                "--out",
+                tmp_path / "ds",
+                "--source",
+                src,
+                *fake_teacher_args(url),
+                "--workers",
+                2,
+                env={"ROBUSTGEN_DRIVER_WORKS": "0", "RAY_TMPDIR": str(ray_tmp)},
+            )
+        assert res.returncode == 0, res.stderr
+        assert len(records(tmp_path / "ds")) == 12
+        sessions = list(ray_tmp.rglob("session_*"))
+        assert sessions, "the run did not start Ray, so Ray's logs were not tested"
+        assert list(ray_tmp.rglob("*.log")) or list(ray_tmp.rglob("*.out")), "Ray wrote no logs to search"
+        for secret in (SECRET, password):
+            assert secret not in res.stdout + res.stderr
+            for root in (tmp_path / "ds", ray_tmp):
+                for f in root.rglob("*"):
+                    if f.is_file() and not f.is_symlink():
+                        try:
+                            data = f.read_bytes()
+                        except OSError:
+                            continue  # sockets and the like
+                        assert secret.encode() not in data, f"a secret leaked into {f}"
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
