@@ -78,10 +78,14 @@ class Recipe(RecipeSchema):
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise RecipeError(f"{path}: cannot read recipe ({exc.strerror or exc})") from None
+        except UnicodeDecodeError:
+            raise RecipeError(f"{path}: not UTF-8 text; save the recipe as UTF-8") from None
         try:
             data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            first = str(exc).strip().splitlines()[0]
+        except (json.JSONDecodeError, yaml.YAMLError, RecursionError) as exc:
+            first = (str(exc).strip().splitlines() or ["nested too deeply"])[0]
+            if isinstance(exc, RecursionError):
+                first = "nested too deeply"
             raise RecipeError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {first}") from None
         if data is None:
             data = {}
@@ -92,7 +96,7 @@ class Recipe(RecipeSchema):
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "recipe") -> Recipe:
         try:
-            return cls.model_validate(data)
+            recipe = cls.model_validate(data)
         except ValidationError as exc:
             err = exc.errors()[0]
             msg = err["msg"].removeprefix("Value error, ")
@@ -101,6 +105,11 @@ class Recipe(RecipeSchema):
                 msg = f"unknown key (allowed: {allowed})"
             where = _loc(err["loc"])
             raise RecipeError(f"{source}: {where}: {msg}" if where else f"{source}: {msg}") from None
+        try:  # a recipe that validates but cannot draw a plan is refused here, not as a failure of every row
+            recipe.sample(seed=0, sample_id="recipe-check")
+        except (ValueError, ArithmeticError) as exc:
+            raise RecipeError(f"{source}: cannot draw a plan from this recipe ({exc})") from None
+        return recipe
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

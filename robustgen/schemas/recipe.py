@@ -27,17 +27,22 @@ PAPER_ORDER: tuple[Stage, ...] = (
 )
 
 
+#: bounds that keep a recipe's arithmetic finite (weights are relative, so 1e6 is plenty)
+MAX_WEIGHT = 1e6
+MAX_PER_IMAGE = 100
+
+
 class SeverityDistribution(BaseModel):
     """How a severity in (0, 1] is drawn for each chosen degrader."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["uniform", "beta", "levels"] = "uniform"
     low: float = Field(default=0.1, gt=0.0, le=1.0, description="uniform/beta: lowest severity")
     high: float = Field(default=1.0, gt=0.0, le=1.0, description="uniform/beta: highest severity")
-    a: float = Field(default=2.0, gt=0.0, description="beta: alpha")
-    b: float = Field(default=2.0, gt=0.0, description="beta: beta")
-    levels: list[float] = Field(default_factory=list, description="levels: severities to pick from")
+    a: float = Field(default=2.0, gt=0.0, le=1000.0, description="beta: alpha")
+    b: float = Field(default=2.0, gt=0.0, le=1000.0, description="beta: beta")
+    levels: list[float] = Field(default_factory=list, max_length=1000, description="levels: severities to pick from")
 
     @model_validator(mode="after")
     def _consistent(self) -> SeverityDistribution:
@@ -55,10 +60,10 @@ class SeverityDistribution(BaseModel):
 class CountRange(BaseModel):
     """How many degradations one image gets (inclusive range)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    min: int = Field(default=1, ge=1)
-    max: int = Field(default=3, ge=1)
+    min: int = Field(default=1, ge=1, le=MAX_PER_IMAGE)
+    max: int = Field(default=3, ge=1, le=MAX_PER_IMAGE)
 
     @model_validator(mode="after")
     def _ordered(self) -> CountRange:
@@ -75,10 +80,10 @@ class LengthBand(BaseModel):
     ``target * (1 - slack) .. target * (1 + slack)``.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    base_words: int = Field(default=30, ge=1)
-    words_per_severity: float = Field(default=30.0, ge=0.0)
+    base_words: int = Field(default=30, ge=1, le=100_000)
+    words_per_severity: float = Field(default=30.0, ge=0.0, le=100_000.0)
     slack: float = Field(default=0.6, ge=0.0, lt=1.0)
 
     def target(self, total_severity: float) -> float:
@@ -92,7 +97,7 @@ class LengthBand(BaseModel):
 class Recipe(BaseModel):
     """A degradation recipe. Unknown keys are rejected."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = "default"
     degraders: list[str] | None = Field(
@@ -114,6 +119,6 @@ class Recipe(BaseModel):
     @model_validator(mode="after")
     def _weights(self) -> Recipe:
         for key, weight in {**{s.value: w for s, w in self.stage_weights.items()}, **self.degrader_weights}.items():
-            if weight < 0:
-                raise ValueError(f"weight of {key!r} must be >= 0, got {weight}")
+            if not 0 <= weight <= MAX_WEIGHT:
+                raise ValueError(f"weight of {key!r} must lie in 0..{MAX_WEIGHT:g}, got {weight}")
         return self

@@ -32,6 +32,13 @@ def test_short_answers_are_normalised():
     assert not answer_matches("hat", "helmet")
 
 
+def test_an_answer_made_only_of_articles_or_punctuation_can_still_match():
+    # "Which word is missing: ___ cat?" -> "the": the normal form is empty, the words still compare
+    assert answer_matches("The", "the") and answer_matches("An.", "an")
+    assert not answer_matches("a", "the") and not answer_matches("", "the")
+    assert answer_matches("?", "?") and not answer_matches("!", "?")
+
+
 def _plan():
     return rg.Recipe(degraders=["fog", "noise"], per_image={"min": 2, "max": 2}).sample(seed=0, sample_id="v")
 

@@ -122,3 +122,24 @@ def test_the_shipped_example_recipe_loads_and_samples():
     stages = [d.stage for d in plan.degradations]
     assert 1 <= len(plan) <= 3 and len(set(stages)) == len(stages)
     assert not {"graffiti", "sticker_overlay"} & {d.name for d in plan.degradations}
+
+
+@pytest.mark.parametrize(
+    "text,expect",
+    [
+        (b"stage_weights:\n  environment: .nan\n", "stage_weights.environment"),
+        (b"stage_weights:\n  environment: .inf\n", "stage_weights.environment"),
+        (b"degrader_weights:\n  fog: 1e308\n  noise: 1e308\n", "weight of 'fog'"),
+        (b"per_image:\n  max: 100000000000000000000000000000\n", "per_image.max"),
+        (b"severity:\n  kind: beta\n  a: .inf\n", "severity.a"),
+        (b"name: caf\xe9\n", "not UTF-8"),
+        (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "recipe.yaml"),
+    ],
+    ids=["nan", "inf", "1e308", "max-1e29", "beta-inf", "latin1", "deep"],
+)
+def test_a_hostile_recipe_is_refused_in_one_line(tmp_path, text, expect):
+    p = tmp_path / "recipe.yaml"
+    p.write_bytes(text)
+    with pytest.raises(rg.RecipeError) as info:
+        rg.Recipe.load(p)
+    assert expect in str(info.value) and "\n" not in str(info.value)
