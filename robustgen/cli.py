@@ -208,13 +208,13 @@ def replay_cmd(
             raise RobustgenError(f"{records}: no such file")
     out_dir.mkdir(parents=True, exist_ok=True)
     bad = mismatched = done = 0
-    with records.open(encoding="utf-8") as f:
+    with records.open("rb") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             where = f"{records}:{lineno}"
             try:
-                row = json.loads(line)
+                row = json.loads(line.decode("utf-8"))  # a line that is not UTF-8 fails alone
                 if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not row["id"]:
                     raise ValueError("a record needs a text 'id'")
                 plan = DegradationPlan.model_validate(row["plan"])  # every parameter inside its schema's bounds

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import platform
+import re
 import sys
 import threading
 import time
@@ -669,10 +670,14 @@ def versions() -> dict[str, str]:
 
 
 def _public_argv() -> str:
-    """The command line with credentials stripped from any URL in it (``user:pass@``, ``?api-key=``)."""
+    """The command line with credentials stripped from every URL in it (``user:pass@``, ``?api-key=``), wherever
+    the URL sits in an argument (``--base-url URL``, ``--teacher-set base_url=URL``)."""
     from robustgen.annotate.openai_teacher import public_url
 
-    args = [public_url(a) if "://" in a else a for a in sys.argv[1:]]
+    def strip(arg: str) -> str:
+        return re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s]+", lambda m: public_url(m.group()), arg)
+
+    args = [strip(a) for a in sys.argv[1:]]
     return " ".join([Path(sys.argv[0]).name if sys.argv else "robustgen", *args])
 
 
