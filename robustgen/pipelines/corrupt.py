@@ -78,6 +78,7 @@ def corrupt_tsv(
         raise RobustgenError(f"{src}: a VLMEvalKit TSV needs a header with an 'image' column")
     col = header.index("image")
     idx_col = header.index("index") if "index" in header else None
+    indices = _indices(src, idx_col)
     out.mkdir(parents=True, exist_ok=True)
     report = CorruptReport(paths)
     # bytes that are not UTF-8 were read as surrogate escapes and are written back unchanged
@@ -94,7 +95,7 @@ def corrupt_tsv(
             row_id = row[idx_col] if row and idx_col is not None and idx_col < len(row) else str(lineno)
             side_id = row_id.encode("utf-8", "backslashreplace").decode("utf-8")
             cell = row[col].strip() if row and col < len(row) else ""
-            if row is not None and 0 < len(cell) <= IMAGE_REF_MAX:
+            if row is not None and 0 < len(cell) <= IMAGE_REF_MAX and cell in indices:
                 for w, side in zip(writers, sides, strict=True):
                     w.writerow(row)
                     side.write(json.dumps({"index": side_id, "image_of": cell}) + "\n")
@@ -129,6 +130,15 @@ def corrupt_tsv(
         for f in files + sides:
             f.close()
     return report
+
+
+def _indices(src: Path, idx_col: int | None) -> set[str]:
+    """Every value of the TSV's index column (what a shared-image reference may name)."""
+    if idx_col is None:
+        return set()
+    rows = table_rows(src, "\t")
+    next(rows, None)
+    return {cells[idx_col] for _, cells, _ in rows if cells and idx_col < len(cells)}
 
 
 def corrupt_folder(

@@ -238,3 +238,27 @@ def test_an_unreachable_ray_address_is_refused_in_seconds(tmp_path):
     t0 = time.monotonic()
     err = one_line_error(cli("synth", "--out", tmp_path / "o", "--ray-address", "127.0.0.1:1"))
     assert time.monotonic() - t0 < 60 and "127.0.0.1:1" in err
+
+
+def test_corrupt_eval_keeps_every_row_byte_for_byte_and_says_what_it_could_not_degrade(tmp_path, image_dir):
+    import base64
+
+    b64 = base64.b64encode((image_dir / "coffee.jpg").read_bytes()).decode()
+    src = tmp_path / "bench.tsv"
+    src.write_bytes(
+        b"index\tquestion\tA\tB\tanswer\timage\n"
+        + f"1\tWhat?\tx\ty\tA\t{b64}\n".encode()
+        + b"2\tcaf\xe9?\tx\ty\tB\t1\n"  # Latin-1 text; the image of row 1 (VLMEvalKit's shared image)
+        + b"3\tQ?\tx\ty\tA\tnot-an-image\n"
+    )
+    res = cli("corrupt-eval", src, "--out", tmp_path / "out", "--levels", "0.5,1.0")
+    assert res.returncode == 3 and "Traceback" not in res.stderr and "1 of 3" in res.stderr
+    for n in (50, 100):
+        rows = (tmp_path / "out" / f"bench_Robust_{n}.tsv").read_bytes().splitlines()
+        original = src.read_bytes().splitlines()
+        assert len(rows) == len(original) and rows[2:] == original[2:]  # untouched, bytes included
+        assert rows[1].split(b"\t")[:5] == original[1].split(b"\t")[:5] and rows[1] != original[1]
+        sides = [
+            json.loads(x) for x in (tmp_path / "out" / f"bench_Robust_{n}.degradations.jsonl").read_text().splitlines()
+        ]
+        assert sides[1] == {"index": "2", "image_of": "1"} and "error" in sides[2]
