@@ -24,6 +24,7 @@ from robustgen.errors import RobustgenError
 from robustgen.images import SAMPLE_IMAGES, SAMPLE_PREFIX, load_image, pixel_sha256, write_image
 from robustgen.schemas import DegradationPlan, Stage
 from robustgen.schemas.paths import regular_file_under
+from robustgen.schemas.redaction import redact
 from robustgen.schemas.sample import printable
 
 app = typer.Typer(
@@ -38,7 +39,7 @@ err = Console(stderr=True)
 
 def complain(tag: str, color: str, text: object) -> None:
     """One line on stderr: a coloured tag, then the (escaped) message."""
-    err.print(f"[{color}]{tag}:[/{color}] {escape(str(text))}", highlight=False, soft_wrap=True)
+    err.print(f"[{color}]{tag}:[/{color}] {escape(redact(str(text)))}", highlight=False, soft_wrap=True)
 
 
 EXIT_USAGE = 2

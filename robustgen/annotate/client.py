@@ -17,6 +17,7 @@ from robustgen.annotate.cache import ResponseCache, cache_key
 from robustgen.annotate.transport import CostMeter, RateLimiter, RetryPolicy, Transport, TransportError
 from robustgen.errors import RobustgenError
 from robustgen.schemas import Usage
+from robustgen.schemas.redaction import add_secret, add_url_secrets
 
 StructuredMode = Literal["json_schema", "json_object", "prompt"]
 LADDER: tuple[StructuredMode, ...] = ("json_schema", "json_object", "prompt")
@@ -84,6 +85,8 @@ class StructuredClient:
         client: openai.AsyncOpenAI | None = None,
     ) -> None:
         key = os.environ.get(api_key_env, "")
+        add_secret(key)  # from here on, nothing this process writes or prints shows it
+        add_url_secrets(base_url)
         self.base_url, self.model, self.api_key_env = base_url, model, api_key_env
         self.client = client or openai.AsyncOpenAI(
             api_key=key or "sk-no-key-needed", base_url=base_url, max_retries=0, timeout=policy.timeout_s

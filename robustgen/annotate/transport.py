@@ -11,6 +11,7 @@ from typing import Any
 import openai
 
 from robustgen.schemas import Usage
+from robustgen.schemas.redaction import add_secret, redact
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -132,13 +133,11 @@ class Transport:
     ) -> None:
         self.client, self.policy, self.limiter, self.meter = client, policy, limiter, meter
         self.semaphore = asyncio.Semaphore(max(1, concurrency))
-        self._secret = secret
+        add_secret(secret)
         self._rng = random.Random(seed)  # jitter only: never affects what is written
 
     def redact(self, text: str) -> str:
-        if self._secret and len(self._secret) >= 4:
-            text = text.replace(self._secret, "***")
-        return text
+        return redact(text)
 
     async def chat(
         self, body: dict[str, Any], usage: Usage, estimated_tokens: int = 1000, policy: RetryPolicy | None = None

@@ -32,6 +32,7 @@ from robustgen.pipelines import process
 from robustgen.pipelines.output import DATA_DIR, FAILURES, MANIFEST, RUN_FILE, WORK_DIR, Output
 from robustgen.pipelines.sources import IMAGE_SUFFIXES, read_source
 from robustgen.schemas import DegradedSample, Failure, SourceRow, Usage
+from robustgen.schemas.redaction import redact
 
 #: rows per input chunk: one Ray task reads, degrades (and for an in-task teacher annotates) a chunk
 CHUNK_ROWS = 64
@@ -677,7 +678,7 @@ def _public_argv() -> str:
     def strip(arg: str) -> str:
         return re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s]+", lambda m: public_url(m.group()), arg)
 
-    args = [strip(a) for a in sys.argv[1:]]
+    args = [redact(strip(a)) for a in sys.argv[1:]]
     return " ".join([Path(sys.argv[0]).name if sys.argv else "robustgen", *args])
 
 

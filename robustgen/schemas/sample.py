@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from robustgen.schemas.degradation import AppliedDegradation
 from robustgen.schemas.record import Quality
+from robustgen.schemas.redaction import redact
 from robustgen.schemas.teacher import Usage
 
 
@@ -91,7 +92,7 @@ class Failure(BaseModel):
     @field_validator("reason")
     @classmethod
     def _one_line(cls, reason: str) -> str:
-        return " ".join(printable(reason).split())
+        return redact(" ".join(printable(reason).split()))  # never a secret in failures.jsonl
 
 
 class DegradedSample(BaseModel):
