@@ -108,27 +108,32 @@ def teachers_cmd(as_json: Annotated[bool, typer.Option("--json", help="machine-r
     out.print(table)
 
 
-def _collect_inputs(inputs: list[str], samples: bool) -> list[tuple[str, str]]:
-    """(sample id, source reference) pairs; ids are unique and stable."""
-    found: list[tuple[str, str]] = []
+def _collect_inputs(inputs: list[str], samples: bool) -> list[tuple[str, str, str]]:
+    """(sample id, source reference, problem) triples; ids are unique and stable. A folder's member that is not
+    a regular file inside it (a symlink pointing out, a FIFO) comes with its problem and becomes a failure."""
+    found: list[tuple[str, str, str]] = []
     if samples:
-        found += [(name, SAMPLE_PREFIX + name) for name in SAMPLE_IMAGES]
+        found += [(name, SAMPLE_PREFIX + name, "") for name in SAMPLE_IMAGES]
     for raw in inputs:
         p = Path(raw)
         if raw.startswith(SAMPLE_PREFIX):
-            found.append((raw[len(SAMPLE_PREFIX) :], raw))
+            found.append((raw[len(SAMPLE_PREFIX) :], raw, ""))
         elif p.is_dir():
-            for f in sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file()):
-                rel = f.relative_to(p).with_suffix("")
-                found.append(("__".join(rel.parts), str(f.resolve())))
+            for f in sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and not q.is_dir()):
+                rel = f.relative_to(p)
+                sid = "__".join(rel.with_suffix("").parts)
+                try:
+                    found.append((sid, str(regular_file_under(p, str(rel))), ""))
+                except ValueError as exc:
+                    found.append((sid, str(f), str(exc)))
         else:
-            found.append((p.stem or "image", str(p.resolve()) if p.exists() else raw))
+            found.append((p.stem or "image", str(p.resolve()) if p.exists() else raw, ""))
     seen: dict[str, int] = {}
     unique = []
-    for sid, ref in found:
+    for sid, ref, problem in found:
         n = seen.get(sid, 0)
         seen[sid] = n + 1
-        unique.append((sid if n == 0 else f"{sid}-{n + 1}", ref))
+        unique.append((sid if n == 0 else f"{sid}-{n + 1}", ref, problem))
     return unique
 
 
@@ -165,8 +170,10 @@ def degrade(
     for p in (records, failures):
         p.unlink(missing_ok=True)
     failed = 0
-    for sid, ref in items:
+    for sid, ref, problem in items:
         try:
+            if problem:
+                raise RobustgenError(problem)
             image = load_image(ref)
             plan: DegradationPlan = fixed_plan(specs, seed, sid) if specs else rec.sample(seed=seed, sample_id=sid)
             result = replay(image, plan.degradations)

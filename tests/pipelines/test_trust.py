@@ -262,3 +262,22 @@ def test_corrupt_eval_keeps_every_row_byte_for_byte_and_says_what_it_could_not_d
             json.loads(x) for x in (tmp_path / "out" / f"bench_Robust_{n}.degradations.jsonl").read_text().splitlines()
         ]
         assert sides[1] == {"index": "2", "image_of": "1"} and "error" in sides[2]
+
+
+def test_degrade_on_a_folder_refuses_symlinks_out_and_fifos_as_failures(tmp_path, image_dir):
+    import os
+
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(image_dir / "coffee.jpg", src / "a.jpg")
+    shutil.copy(image_dir / "coffee.jpg", tmp_path / "secret.jpg")
+    (src / "link.jpg").symlink_to(tmp_path / "secret.jpg")
+    os.mkfifo(src / "pipe.jpg")
+    res = cli("degrade", src, "--out", tmp_path / "out", "--degrader", "noise")
+    assert res.returncode == 3 and "Traceback" not in res.stderr
+    fails = {
+        json.loads(x)["id"]: json.loads(x)["reason"]
+        for x in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()
+    }
+    assert "escapes its folder" in fails["link"] and "not a regular file" in fails["pipe"]
+    assert [json.loads(x)["id"] for x in (tmp_path / "out" / "records.jsonl").read_text().splitlines()] == ["a"]
