@@ -473,6 +473,11 @@ def stats_cmd(
     for name, n in st["by_name"].most_common(10):
         table.add_row(f"  {name}", str(n))
     out.print(table)
+    if st["records"]:
+        from robustgen.annotate.gate import CODES
+
+        rates = ", ".join(f"{c} {st['gate_fails'][c]}" for c in CODES)
+        out.print(f"chain quality, failing per check (of {len(st['records'])}): {rates}")
     for reason, n in st["reasons"].most_common(5):
         out.print(f"  {n} x {reason}", highlight=False)
     out.print(f"plots and {page}")

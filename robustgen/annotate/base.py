@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from robustgen.schemas import AppliedDegradation, LengthBand, SourceRow, TeacherResult, Usage
+from robustgen.schemas.recipe import ChainGate
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class TeacherInput:
     choices: list[str] | None = None
     rationale: str | None = None
     band: LengthBand = field(default_factory=LengthBand)
+    gate: ChainGate = field(default_factory=ChainGate)  # the quality gate's checks (re-asks carry its reasons)
     fresh: bool = False  # ask again instead of reusing cached replies (a retried failure)
 
     @property
@@ -45,6 +47,7 @@ class TeacherInput:
         degradations: list[AppliedDegradation],
         band: LengthBand,
         images: tuple[np.ndarray, np.ndarray] | None = None,
+        gate: ChainGate | None = None,
     ) -> TeacherInput:
         """The input for a source row and its degradations; ``images`` (clean, degraded) when the teacher looks."""
         clean, degraded = images if images is not None else (None, None)
@@ -58,6 +61,7 @@ class TeacherInput:
             choices=row.choices,
             rationale=row.rationale,
             band=band,
+            gate=gate or ChainGate(),
             fresh=row.retry,
         )
 

@@ -199,7 +199,9 @@ class OpenAITeacher(Teacher):
             )
         except ValidationError as exc:
             return None, [first_error(exc)]
-        return chain, check_chain(chain, item.degradations, item.answer, item.choices, item.band)
+        return chain, check_chain(
+            chain, item.degradations, item.answer, item.choices, item.band, item.question, item.gate
+        )
 
     async def ask_until_valid(
         self,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from robustgen.annotate.wording import answer_phrase
 from robustgen.schemas import AppliedDegradation
 
-PROMPT_VERSION = "robustgen-prompts-2"
+PROMPT_VERSION = "robustgen-prompts-3"
 
 SYSTEM = (
     "You write training data for a vision-language model that must reason robustly about degraded images. "
@@ -101,9 +101,11 @@ def single_task(
         f"Degradations applied to the image:\n{describe_degradations(records)}\n\n"
         f"{known_answer(answer, choices, rationale)}\n\n"
         "Write a JSON object with these keys:\n"
-        "- influence: how these degradations change what can be seen in this image (1-3 sentences);\n"
+        "- influence: how these degradations change what can be seen in this image (1-3 sentences), naming each "
+        "degradation;\n"
         f"- reasoning: reason step by step about the content as if the image were clean, between {lo} and {hi} "
-        "words, leading to the correct answer without saying it was given to you;\n"
+        "words, leading to the correct answer without saying it was given to you and without mentioning any clean or "
+        "original image;\n"
         "- conclusion: one sentence that sums up the reasoning;\n"
         f"- answer: the correct answer. {answer_rule(choices)}"
     )

@@ -13,7 +13,7 @@ from robustgen.annotate.validate import check_chain, expected_types, word_count
 from robustgen.annotate.wording import answer_phrase, influence_of, join_labels, sentence, severity_word
 from robustgen.schemas import ReasoningChain, TeacherInfo, TeacherResult, Usage
 
-TEMPLATE_VERSION = "template-1"
+TEMPLATE_VERSION = "template-2"
 
 _GENERAL = (
     "Coarse shapes and the overall layout survive the damage better than fine texture, so they carry most "
@@ -23,6 +23,15 @@ _GENERAL = (
     "Reading the scene as if it were clean means looking at object identity and arrangement rather than "
     "at pixel-level detail.",
     "Where the image is ambiguous, the interpretation most consistent with the whole scene is preferred.",
+)
+
+
+#: one wording per degradation, so that a long plan does not repeat itself (the gate counts repeated phrases)
+_CAUTION = (
+    "details at that scale are treated with caution",
+    "cues of that kind are weighed lightly",
+    "only evidence larger than its reach is trusted",
+    "what it may have distorted is not relied on",
 )
 
 
@@ -68,10 +77,9 @@ def _reasoning(item: TeacherInput, lo: int, target: float, hi: int) -> str:
         parts = [(p, r) for p, r in parts if r != rank]
     pads = [
         sentence(
-            f"The {r.label} at severity {r.severity:.2f} means {influence_of(r)}, so details at that scale are "
-            "treated with caution"
+            f"The {r.label} at severity {r.severity:.2f} means {influence_of(r)}, so {_CAUTION[i % len(_CAUTION)]}"
         )
-        for r in item.degradations
+        for i, r in enumerate(item.degradations)
     ] + list(_GENERAL)
     for pad in pads:
         if count(parts) >= target or count(parts) + word_count(pad) > hi:
@@ -127,7 +135,7 @@ class TemplateTeacher(Teacher):
         if not item.answer:
             raise TeacherFailure("the template teacher needs a ground-truth answer and this sample has none")
         chain = self.chain_for(item)
-        problems = check_chain(chain, item.degradations, item.answer, item.choices, item.band)
+        problems = check_chain(chain, item.degradations, item.answer, item.choices, item.band, item.question, item.gate)
         if problems:
             raise TeacherFailure("template chain failed validation: " + "; ".join(problems), Usage())
         return TeacherResult(chain=chain, usage=Usage(), teacher=self.info())

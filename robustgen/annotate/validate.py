@@ -6,6 +6,7 @@ import re
 
 from robustgen.schemas import AppliedDegradation, LengthBand, ReasoningChain
 from robustgen.schemas.answers import answer_matches, normalize_answer, option_index
+from robustgen.schemas.recipe import ChainGate
 
 __all__ = ["answer_matches", "check_chain", "expected_types", "normalize_answer", "option_index", "word_count"]
 
@@ -31,9 +32,12 @@ def check_chain(
     truth: str | None,
     choices: list[str] | None,
     band: LengthBand,
+    question: str | None = None,
+    gate: ChainGate | None = None,
 ) -> list[str]:
     """Every problem with ``chain``, each a short sentence a model can act on; empty when it passes.
-    ``truth`` None (an open-ended row) skips the answer check; an answer is still required."""
+    ``truth`` None (an open-ended row) skips the answer check; an answer is still required. With the
+    ``question``, the quality gate's findings are problems too (``code: reason``)."""
     problems = []
     if chain.types != expected_types(degradations):
         problems.append(f"TYPE must be exactly {expected_types(degradations)}, got {chain.types}")
@@ -49,4 +53,8 @@ def check_chain(
     for name in ("influence", "reasoning", "conclusion"):
         if _REFUSAL.search(getattr(chain, name)):
             problems.append(f"the {name} contains refusal or apology text; answer the task instead")
+    if question is not None:
+        from robustgen.annotate.gate import gate_chain
+
+        problems += [str(f) for f in gate_chain(chain, degradations, question, choices, gate)]
     return problems

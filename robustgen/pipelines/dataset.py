@@ -11,9 +11,11 @@ from typing import Any
 from PIL import Image
 from pydantic import ValidationError
 
+from robustgen.annotate.gate import gate_chain
 from robustgen.annotate.validate import answer_matches, expected_types
 from robustgen.errors import RobustgenError
 from robustgen.schemas import DatasetRecord, parse_chain, render_chain
+from robustgen.schemas.recipe import ChainGate
 
 
 @dataclass
@@ -99,9 +101,21 @@ def _first(exc: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
 
 
+def gate_of(ds: Dataset) -> ChainGate:
+    """The quality gate the dataset was built with (its manifest's recipe), defaults when absent or unreadable."""
+    recipe = ds.manifest.get("recipe")
+    raw = recipe.get("chain_gate") if isinstance(recipe, dict) else None
+    try:
+        return ChainGate.model_validate(raw) if isinstance(raw, dict) else ChainGate()
+    except ValidationError:
+        return ChainGate()
+
+
 def validate_dataset(root: str | Path) -> list[str]:
-    """Every problem in a dataset, one line each; empty when it is sound."""
+    """Every problem in a dataset, one line each; empty when it is sound. Chains are re-checked by the quality
+    gate (stored verdicts are not trusted)."""
     ds = Dataset.open(root)
+    gate = gate_of(ds)
     problems: list[str] = []
     seen: dict[str, str] = {}
     n = 0
@@ -125,6 +139,8 @@ def validate_dataset(root: str | Path) -> list[str]:
                 problems.append(f"{where} ({rec.id}): response text and chain differ")
         except ValueError as exc:
             problems.append(f"{where} ({rec.id}): response does not parse: {exc}")
+        for finding in gate_chain(rec.chain, rec.degradations, rec.question, rec.choices, gate):
+            problems.append(f"{where} ({rec.id}): chain quality {finding}")
         if rec.answer is not None and not answer_matches(rec.chain.answer, rec.answer, rec.choices):
             problems.append(f"{where} ({rec.id}): chain answer {rec.chain.answer!r} does not match {rec.answer!r}")
         try:

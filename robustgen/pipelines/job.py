@@ -530,12 +530,12 @@ def run_chunk(spec: JobSpec, rel: str, on_batch: Callable[[dict[str, list]], Non
     if not claim(spec.output(), rel):
         return {}
     rows, out = _rows(spec, rel), spec.output()
-    teacher, band = spec.teacher_obj(), spec.recipe_obj().reasoning_length
+    teacher, band, gate = spec.teacher_obj(), spec.recipe_obj().reasoning_length, spec.recipe_obj().chain_gate
     progress: dict[str, list] = {}
     for i in range(0, len(rows), spec.batch_size):
         degraded = _degrade(spec, rows[i : i + spec.batch_size])
         todo = [d for d in degraded if not isinstance(d, Failure)]
-        annotated = iter(asyncio.run(process.annotate_all(teacher, todo, band, out)) if todo else [])
+        annotated = iter(asyncio.run(process.annotate_all(teacher, todo, band, out, gate)) if todo else [])
         results = [d if isinstance(d, Failure) else next(annotated) for d in degraded]
         written = process.write_shard(out, results)
         if on_batch:
@@ -591,6 +591,7 @@ class AnnotateActor:
         self.spec = JobSpec(**spec)
         self.teacher = self.spec.teacher_obj()
         self.band = self.spec.recipe_obj().reasoning_length
+        self.gate = self.spec.recipe_obj().chain_gate
         self.out = self.spec.output()
 
     async def __call__(self, batch):
@@ -599,7 +600,7 @@ class AnnotateActor:
             for p in batch["payload"]
         ]
         todo = [(s, None) for s in items if isinstance(s, DegradedSample)]
-        annotated = iter(await process.annotate_all(self.teacher, todo, self.band, self.out) if todo else [])
+        annotated = iter(await process.annotate_all(self.teacher, todo, self.band, self.out, self.gate) if todo else [])
         results = [s if isinstance(s, Failure) else next(annotated) for s in items]
         progress = await asyncio.to_thread(process.write_shard, self.out, results)
         usage = self.teacher.run_usage()  # e.g. the probe: reported once per actor, on its progress rows

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
+from robustgen.annotate.gate import gate_chain, quality_of
 from robustgen.degrade.apply import replay
 from robustgen.degrade.quality import psnr, ssim
 from robustgen.degrade.recipes import Recipe
@@ -21,6 +22,7 @@ from robustgen.errors import RobustgenError
 from robustgen.images import SAMPLE_PREFIX, decode, encode, load_image, read_bytes
 from robustgen.pipelines.output import DATA_DIR, WORK_DIR, Output, image_relpath, shard_name
 from robustgen.schemas import DatasetRecord, DegradedSample, Failure, LengthBand, Quality, SourceRow, render_chain
+from robustgen.schemas.recipe import ChainGate
 
 Images = tuple[np.ndarray, np.ndarray]  # (clean, degraded)
 
@@ -65,21 +67,33 @@ def reload_images(sample: DegradedSample, out: Output) -> Images:
 
 
 async def annotate_sample(
-    teacher: Teacher, sample: DegradedSample, band: LengthBand, out: Output, images: Images | None = None
+    teacher: Teacher,
+    sample: DegradedSample,
+    band: LengthBand,
+    out: Output,
+    images: Images | None = None,
+    gate: ChainGate | None = None,
 ) -> DatasetRecord | Failure:
-    """The teacher's chain for one sample, as the validated record to write, or a failure."""
+    """The teacher's chain for one sample, as the validated record to write, or a failure. Whatever the teacher
+    (plugins included), the chain passes the quality gate before it is written."""
     row = sample.row
+    gate = gate or ChainGate()
     try:
         if teacher.wants_images and images is None:
             images = await asyncio.to_thread(reload_images, sample, out)  # decoding must not stall the event loop
-        item = TeacherInput.for_row(row, sample.degradations, band, images if teacher.wants_images else None)
+        wanted = images if teacher.wants_images else None
+        item = TeacherInput.for_row(row, sample.degradations, band, wanted, gate)
         result = await teacher.annotate(item)
+        findings = gate_chain(result.chain, sample.degradations, row.question, row.choices, gate)
     except TeacherFailure as exc:
         return fail(row, exc.stage, exc.reason, usage=exc.usage)
     except RobustgenError as exc:
         return fail(row, "annotate", str(exc))
     except Exception as exc:  # a bug in a teacher must cost one row, not the run
         return fail(row, "internal", f"{type(exc).__name__}: {exc}")
+    if findings:
+        reason = "chain quality: " + "; ".join(str(f) for f in findings)
+        return fail(row, "quality", reason, usage=result.usage)
     try:
         return DatasetRecord(
             id=row.id,
@@ -96,16 +110,21 @@ async def annotate_sample(
             response=render_chain(result.chain),
             teacher={**result.teacher.model_dump(), "usage": result.usage.model_dump()},
             quality=sample.quality,
+            chain_quality=quality_of(findings, gate),
         )
     except ValidationError as exc:
         return fail(row, "validate", f"the record does not validate: {exc.errors()[0]['msg']}")
 
 
 async def annotate_all(
-    teacher: Teacher, items: list[tuple[DegradedSample, Images | None]], band: LengthBand, out: Output
+    teacher: Teacher,
+    items: list[tuple[DegradedSample, Images | None]],
+    band: LengthBand,
+    out: Output,
+    gate: ChainGate | None = None,
 ) -> list[DatasetRecord | Failure]:
     """Annotate samples concurrently (the teacher bounds its own requests); results in input order."""
-    return list(await asyncio.gather(*(annotate_sample(teacher, s, band, out, im) for s, im in items)))
+    return list(await asyncio.gather(*(annotate_sample(teacher, s, band, out, im, gate) for s, im in items)))
 
 
 def _usage_of(result: DatasetRecord | Failure) -> dict[str, Any]:

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from robustgen.annotate.gate import CODES, gate_chain
 from robustgen.annotate.validate import word_count
 from robustgen.errors import ImageError
 from robustgen.images import data_url, read_image
-from robustgen.pipelines.dataset import Dataset
+from robustgen.pipelines.dataset import Dataset, gate_of
 from robustgen.schemas import DatasetRecord, Stage
 
 
@@ -30,6 +31,10 @@ def compute(ds: Dataset) -> dict[str, Any]:
             severities.append(d.severity)
         totals.append(sum(d.severity for d in r.degradations))
         lengths.append(word_count(r.chain.reasoning))
+    gate = gate_of(ds)
+    gate_fails: Counter[str] = Counter()
+    for r in recs:
+        gate_fails.update({f.code for f in gate_chain(r.chain, r.degradations, r.question, r.choices, gate)})
     reasons = Counter(f"{str(f.get('stage', '?'))[:20]}: {str(f.get('reason', ''))[:70]}" for f in ds.failures())
     return {
         "records": recs,
@@ -39,6 +44,7 @@ def compute(ds: Dataset) -> dict[str, Any]:
         "totals": totals,
         "lengths": lengths,
         "reasons": reasons,
+        "gate_fails": gate_fails,
         "failed": sum(reasons.values()),
     }
 
@@ -127,6 +133,11 @@ def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery
         parts.append(
             f"<img class='plot' alt='{e(name)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
         )
+    if st["records"]:
+        n = len(st["records"])
+        parts.append("<h2>chain quality (re-checked)</h2><table><tr><th>check</th><th>failing</th></tr>")
+        parts += [f"<tr><td>{e(c)}</td><td>{st['gate_fails'][c]} of {n}</td></tr>" for c in CODES]
+        parts.append("</table>")
     if st["reasons"]:
         parts.append("<h2>failure reasons</h2><table><tr><th>count</th><th>reason</th></tr>")
         parts += [f"<tr><td>{n}</td><td>{e(r)}</td></tr>" for r, n in st["reasons"].most_common()]

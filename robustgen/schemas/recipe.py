@@ -94,6 +94,24 @@ class LengthBand(BaseModel):
         return max(1, int(t * (1.0 - self.slack))), int(round(t * (1.0 + self.slack)))
 
 
+class ChainGate(BaseModel):
+    """The chain quality gate's switches and thresholds (``robustgen.annotate.gate``); every check on by default."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    echo: bool = Field(default=True, description="a part copies the prompt's instructions, or is empty boilerplate")
+    leak: bool = Field(default=True, description="the text reveals the given answer, a clean image, ground truth")
+    degradation_grounding: bool = Field(default=True, description="the influence names every applied degradation")
+    question_grounding: bool = Field(default=True, description="the reasoning refers to the question's content")
+    degeneration: bool = Field(default=True, description="repetition, text about itself, another language")
+    consistency: bool = Field(default=True, description="the conclusion supports the ANSWER tag's answer")
+    echo_ngram: int = Field(default=5, ge=2, le=12, description="n-gram length compared with the prompt")
+    echo_overlap: float = Field(default=0.5, gt=0, le=1, description="share of a part's n-grams found in the prompt")
+    echo_span: int = Field(default=8, ge=3, le=100, description="a span of this many prompt words copied is echo")
+    repeat_ngram: int = Field(default=4, ge=2, le=12, description="n-gram length counted for repetition")
+    max_repeats: int = Field(default=3, ge=2, le=100, description="an n-gram seen this often is degeneration")
+
+
 class Recipe(BaseModel):
     """A degradation recipe. Unknown keys are rejected."""
 
@@ -115,6 +133,7 @@ class Recipe(BaseModel):
     severity: SeverityDistribution = Field(default_factory=SeverityDistribution)
     order: Literal["physical", "paper", "random"] = "physical"
     reasoning_length: LengthBand = Field(default_factory=LengthBand, description="REASONING word band")
+    chain_gate: ChainGate = Field(default_factory=ChainGate, description="the chain quality gate's checks")
 
     @model_validator(mode="after")
     def _weights(self) -> Recipe:

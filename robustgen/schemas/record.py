@@ -19,6 +19,16 @@ class Quality(BaseModel):
     ssim: float
 
 
+class ChainQuality(BaseModel):
+    """The chain quality gate's verdict on a written chain (``validate`` re-checks rather than trusting it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: str
+    passed: bool
+    checks: dict[str, str] = Field(description="per check: 'ok', 'off', or why it failed")
+
+
 class DatasetRecord(BaseModel):
     """A written sample. Unknown extra keys are kept (forward compatible), known ones are checked."""
 
@@ -38,6 +48,7 @@ class DatasetRecord(BaseModel):
     response: str
     teacher: dict[str, Any]
     quality: Quality
+    chain_quality: ChainQuality | None = Field(default=None, description="the gate's verdict (None: older datasets)")
 
     @field_validator("image")
     @classmethod

@@ -80,7 +80,9 @@ class Failure(BaseModel):
 
     id: str
     source: str = ""
-    stage: str = Field(description="read | degrade | write | annotate | validate | transport | budget | internal")
+    stage: str = Field(
+        description="read | degrade | write | annotate | validate | quality | transport | budget | internal"
+    )
     reason: str
     usage: Usage | None = Field(default=None, description="what the teacher spent before failing")
 

@@ -1,0 +1,404 @@
+"""The chain quality gate: deterministic, model-free checks that a chain is worth training on.
+
+Every chain from every teacher passes through ``gate_chain`` before its record is written, and ``robustgen
+validate`` runs it again on written datasets. Each finding has a code and a short reason a model can act on:
+
+- ``echo``: a part copies the prompt's instructions or field descriptions, or is empty boilerplate;
+- ``leak``: the text reveals what the student will not have (a given answer, a clean/original image, ground truth);
+- ``degradation_grounding``: the influence does not name or describe every applied degradation (or, for a
+  clean image, does not say it is clean);
+- ``question_grounding``: the reasoning never refers to what the question asks about;
+- ``degeneration``: repeated phrases or sentences, text about itself, another language than the question's;
+- ``consistency``: the conclusion points to another answer than the ANSWER tag.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+from robustgen.annotate import prompts
+from robustgen.annotate.wording import influence_of
+from robustgen.schemas import AppliedDegradation, ReasoningChain
+from robustgen.schemas.answers import answer_matches, option_index
+from robustgen.schemas.recipe import ChainGate
+from robustgen.schemas.record import ChainQuality
+
+GATE_VERSION = "gate-1"
+CODES = ("echo", "leak", "degradation_grounding", "question_grounding", "degeneration", "consistency")
+PARTS = ("influence", "reasoning", "conclusion")
+
+_STOP = frozenset(
+    """a an the and or but if of to in on at by for with from as is are was were be been being it its this that
+    these those there their they them he she his her we our you your i me my not no yes do does did so than then
+    what which who whom whose when where why how can could would should will shall may might must into onto over
+    under about above below between after before while also very more most less least much many some any each
+    every all both either neither one two three image picture photo photograph shown show shows seen see visible
+    question answer option options choice choices following following best describe described""".split()
+)
+_BOILERPLATE = re.compile(
+    r"^\W*(|n/?a|none|null|tbd|todo|\.\.\.|lorem ipsum.*|same as above|see above|no comment|placeholder|"
+    r"influence|reasoning|conclusion|answer)\W*$",
+    re.I,
+)
+#: instruction phrases that never belong in a chain (the prompt's own words about the reply's format)
+_INSTRUCTION = re.compile(
+    r"\bsums?\s+up\s+(all\s+)?(of\s+)?the\s+reasoning\b|\b1-3\s+sentences\b|\bjson\s+(object|format)\b|"
+    r"\bthe\s+answer\s+field\b|\bwithout\s+saying\s+it\s+was\s+given\b|\bas\s+if\s+the\s+image\s+were\s+clean\b",
+    re.I,
+)
+#: words of degraders' own descriptions too common to count as naming a degradation
+_GENERIC = frozenset(
+    """covers cover change changes changed details detail texture textures visible contrast colours colors colour
+    lowering hiding hidden pushed natural either scene objects object becomes become harder making appear appears
+    across whole entire parts surface region regions shapes lines edges image images pixels darker lighter
+    brighter strong slightly through around within""".split()
+)
+_LEAKS = (
+    (
+        re.compile(
+            r"(?<!not the )(?<!not a )\b(correct|right|true|expected|given|provided|known|gold|reference|target)\s+"
+            r"(answer|option|choice|label)\b",
+            re.I,
+        ),
+        "says the answer was known",
+    ),
+    (re.compile(r"\bground[\s-]?truth\b", re.I), "mentions the ground truth"),
+    (
+        re.compile(
+            r"\bthe\s+(clean|original|reference|pristine|undegraded|uncorrupted|unaltered|undistorted|source)\s+"
+            r"(image|photo|picture|version|frame|copy)\b",
+            re.I,
+        ),
+        "refers to a clean/original image the student never sees",
+    ),
+    (
+        re.compile(r"\b(we|i)\s*(are|were|am|was|have been|'ve been|'m)\s+(told|given|shown|informed)\b", re.I),
+        "says information was given",
+    ),
+    (
+        re.compile(
+            r"\b(the|this)\s+(prompt|task description|instructions?)\s+"
+            r"(says|said|states|stated|gives|tells|told|mentions)\b",
+            re.I,
+        ),
+        "quotes the prompt",
+    ),
+    (re.compile(r"\b(since|because|as)\s+the\s+answer\s+is\b", re.I), "reasons from the answer instead of to it"),
+)
+_SELF_REFERENCE = re.compile(
+    r"\bthis\s+(conclusion|reasoning|summary|response|explanation|analysis)\s+(sums up|summari[sz]es|concludes|"
+    r"is based|explains|shows that|captures)|\bas\s+(mentioned|stated|discussed|explained)\s+(above|earlier|before)\b|"
+    r"\bin\s+this\s+(response|answer|reply)\b|\bthe\s+above\s+(reasoning|analysis)\b",
+    re.I,
+)
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "blur": ("blurr", "smear", "soft", "focus", "unsharp", "fuzz", "smudg"),
+    "noise": ("grain", "speckl", "nois", "static"),
+    "compression": ("jpeg", "block", "artifact", "artefact", "compress", "quantiz", "quantis"),
+    "fog": ("haze", "hazy", "mist", "veil"),
+    "rain": ("streak", "drop", "wet"),
+    "snow": ("flake",),
+    "dark": ("dim", "shadow", "underexpos", "low light", "night"),
+    "light": ("dim", "dark", "underexpos"),
+    "exposure": ("bright", "washed", "blown", "clipp", "saturat"),
+    "color": ("colour", "hue", "tint", "saturat"),
+    "pixel": ("mosaic", "block"),
+}
+_STAGE_WORDS: dict[str, tuple[str, ...]] = {
+    "acquisition": ("camera", "sensor", "lens", "capture", "shot"),
+    "transmission": ("transmi", "network", "stream", "compress", "codec", "signal"),
+    "environment": ("weather", "atmospher", "environment"),
+    "postprocessing": ("edit", "process", "filter", "overlay"),
+}
+_CLEAN = re.compile(
+    r"\b(clean|no\s+degradations?|not\s+degraded|undegraded|unaltered|intact|as\s+captured|no\s+visible\s+"
+    r"(damage|degradation|artefacts?|artifacts?|distortion))\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.reason}"
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+", text.lower())
+
+
+def _stem(word: str) -> str:
+    return word if len(word) <= 4 else word[: max(4, math.ceil(len(word) * 0.6))]
+
+
+def _mentions(words: set[str], term: str) -> bool:
+    stem = _stem(term.lower())
+    return any(w.startswith(stem) for w in words)
+
+
+def _ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+
+
+@lru_cache(maxsize=8)
+def _prompt_ngrams(n: int) -> frozenset[tuple[str, ...]]:
+    """The n-grams of every instruction the teacher is shown (field descriptions and task templates)."""
+    texts = [prompts.SYSTEM, prompts.fix_request([]), prompts.influence_task([])]
+    texts += [prompts.single_task("", None, None, [], (0, 0), None), prompts.conclusion_task("", None, None, "")]
+    texts += [prompts.reasoning_task("", None, None, [], "", (0, 0), None), prompts.length_task("", (0, 0))]
+    for model in (prompts.ChainBody, prompts.InfluenceBody, prompts.ReasoningBody, prompts.ConclusionBody):
+        texts += [f.description or "" for f in model.model_fields.values()]
+    grams: set[tuple[str, ...]] = set()
+    for t in texts:
+        grams.update(_ngrams(_words(t), n))
+    return frozenset(grams)
+
+
+def _longest_run(own: list[tuple[str, ...]], grams: frozenset[tuple[str, ...]]) -> int:
+    """The most consecutive n-grams of ``own`` found in ``grams`` (a copied span is that plus n - 1 words)."""
+    best = run = 0
+    for g in own:
+        run = run + 1 if g in grams else 0
+        best = max(best, run)
+    return best
+
+
+def _echo(chain: ReasoningChain, cfg: ChainGate) -> list[Finding]:
+    out = []
+    grams = _prompt_ngrams(cfg.echo_ngram)
+    for part in PARTS:
+        text = getattr(chain, part)
+        if not text.strip() or _BOILERPLATE.match(text.strip()):
+            out.append(Finding("echo", f"the {part} is empty or boilerplate; write it for this image"))
+            continue
+        own = _ngrams(_words(text), cfg.echo_ngram)
+        if _INSTRUCTION.search(text) or (own and own[0] in grams):  # the reply's format, or opens with the prompt
+            out.append(Finding("echo", f"the {part} copies the instructions; write it about this image instead"))
+            continue
+        copied = sum(g in grams for g in own)
+        # a part mostly made of the instructions, or holding a long span of them word for word
+        long_span = (
+            cfg.echo_span <= cfg.echo_ngram + copied - 1
+            and _longest_run(own, grams) + cfg.echo_ngram - 1 >= cfg.echo_span
+        )
+        if own and (copied / len(own) >= cfg.echo_overlap or long_span):
+            out.append(Finding("echo", f"the {part} copies the instructions; write it about this image instead"))
+    return out
+
+
+def _leak(chain: ReasoningChain) -> list[Finding]:
+    out = []
+    for part in PARTS:
+        text = getattr(chain, part)
+        for pattern, why in _LEAKS:
+            m = pattern.search(text)
+            if m:
+                out.append(Finding("leak", f"the {part} {why} ({m.group(0)!r}); reason only from the degraded image"))
+                break
+    if re.search(r"\b(the\s+)?answer\s+(is|was|=|:)", chain.influence, re.I):
+        out.append(Finding("leak", "the influence states the answer; it must only describe the degradations"))
+    first = re.split(r"(?<=[.!?])\s+", chain.reasoning.strip(), maxsplit=1)[0]
+    if re.search(r"\b(the\s+)?(correct\s+)?answer\s+(is|was|=|:)", first, re.I) and len(chain.reasoning.split()) > 25:
+        out.append(Finding("leak", "the reasoning opens with the answer; reach it step by step"))
+    return out
+
+
+def degradation_terms(record: AppliedDegradation) -> set[str]:
+    """Words that name or describe a degradation: its label and name, synonyms, its stage's wording and the
+    content words of its degrader's own influence description."""
+    terms = {w for w in _words(record.label) + record.name.split("_") if len(w) >= 3 and w not in _STOP}
+    for w in list(terms):
+        for key, syns in _SYNONYMS.items():
+            if w.startswith(key) or key.startswith(w):
+                terms.update(syns)
+    terms.update(_STAGE_WORDS.get(record.stage.value, ()))
+    terms.update(w for w in _words(influence_of(record)) if len(w) >= 6 and w not in _STOP and w not in _GENERIC)
+    return terms
+
+
+def _degradation_grounding(chain: ReasoningChain, degradations: list[AppliedDegradation]) -> list[Finding]:
+    if not degradations:
+        if _CLEAN.search(chain.influence):
+            return []
+        return [
+            Finding("degradation_grounding", "no degradation was applied: the influence must say the image is clean")
+        ]
+    words = set(_words(chain.influence))
+    text = chain.influence.lower()
+    missing = [
+        d.label
+        for d in degradations
+        if not any((" " in t and t in text) or (" " not in t and _mentions(words, t)) for t in degradation_terms(d))
+    ]
+    if missing:
+        return [Finding("degradation_grounding", f"the influence never names or describes {', '.join(missing)}")]
+    return []
+
+
+def _content(text: str) -> set[str]:
+    return {_stem(w) for w in _words(text) if len(w) >= 3 and w not in _STOP and not w.isdigit()}
+
+
+def _question_grounding(chain: ReasoningChain, question: str, choices: list[str] | None) -> list[Finding]:
+    keys = _content(question + " " + " ".join(choices or []))
+    if not keys:
+        return []
+    said = {w for w in _words(chain.reasoning)}
+    if any(any(w.startswith(k) for w in said) for k in keys):
+        return []
+    return [Finding("question_grounding", "the reasoning never refers to what the question asks about or its options")]
+
+
+def _script(text: str) -> str | None:
+    """The dominant writing system of the letters in ``text`` (LATIN, CYRILLIC, CJK, ...); None if few letters."""
+    counts: Counter[str] = Counter()
+    for ch in text:
+        if ch.isalpha():
+            name = unicodedata.name(ch, "")
+            counts[name.split(" ")[0] if name else "?"] += 1
+    if sum(counts.values()) < 20:
+        return None
+    return counts.most_common(1)[0][0]
+
+
+#: distinctive function words of languages that share the Latin script (a chain in German for an English
+#: question is caught even though the letters look alike)
+_FUNCTION_WORDS: dict[str, frozenset[str]] = {
+    "English": frozenset("the and is are of to it that with not this which what than rather from".split()),
+    "German": frozenset("der die das und ist nicht ein eine kein keine also auf mit dem den zu sich".split()),
+    "French": frozenset("le les et est pas une des du sur avec dans ce qui que au".split()),
+    "Spanish": frozenset("el los las y es una del con por para que se al lo".split()),
+    "Italian": frozenset("il gli e è non una del della con per che di sono".split()),
+    "Portuguese": frozenset("o os e é não um uma do da com para que em".split()),
+    "Dutch": frozenset("de het en is niet een van met op dat die".split()),
+}
+
+
+def _language(text: str) -> str | None:
+    """The Latin-script language whose function words ``text`` uses most (None with fewer than 3 of them)."""
+    words = _words(text)
+    hits = {lang: sum(w in fw for w in words) for lang, fw in _FUNCTION_WORDS.items()}
+    best = max(hits, key=lambda k: hits[k])
+    return best if hits[best] >= 3 else None
+
+
+def _foreign(text: str, question: str) -> str | None:
+    """'German' when ``text`` is written in another language than ``question``, else None."""
+    q_script, t_script = _script(question), _script(text)
+    if q_script and t_script and q_script != t_script:
+        return f"{t_script.title()} script"
+    if t_script == "LATIN" and q_script in ("LATIN", None):
+        t_lang = _language(text)
+        q_lang = _language(question) or "English"
+        words = set(_words(text))
+        if t_lang and t_lang != q_lang and len(words & _FUNCTION_WORDS[q_lang]) < 2:
+            return t_lang
+    return None
+
+
+def _degeneration(chain: ReasoningChain, question: str, cfg: ChainGate) -> list[Finding]:
+    out = _copied_parts(chain, cfg)
+    for part in PARTS:
+        text = getattr(chain, part)
+        words = _words(text)
+        grams = Counter(_ngrams(words, cfg.repeat_ngram))
+        top = grams.most_common(1)
+        if top and top[0][1] >= cfg.max_repeats:
+            out.append(Finding("degeneration", f"the {part} repeats {' '.join(top[0][0])!r} {top[0][1]} times"))
+            continue
+        sentences = [" ".join(_words(s)) for s in re.split(r"(?<=[.!?])\s+", text) if len(_words(s)) >= 4]
+        if len(sentences) != len(set(sentences)):
+            out.append(Finding("degeneration", f"the {part} repeats a sentence"))
+            continue
+        if re.search(r"\b(\w+)(\s+\1\b){3,}", text, re.I):
+            out.append(Finding("degeneration", f"the {part} repeats a word over and over"))
+            continue
+        m = _SELF_REFERENCE.search(text)
+        if m:
+            out.append(Finding("degeneration", f"the {part} talks about itself ({m.group(0)!r}); state the content"))
+            continue
+        foreign = _foreign(text, question)
+        if foreign:
+            out.append(Finding("degeneration", f"the {part} is written in {foreign}, not in the question's language"))
+    return out
+
+
+def _copied_parts(chain: ReasoningChain, cfg: ChainGate) -> list[Finding]:
+    """Parts that repeat one another (a conclusion that is the reasoning again, an influence pasted twice)."""
+    grams = {p: set(_ngrams(_words(getattr(chain, p)), cfg.repeat_ngram)) for p in PARTS}
+    for a, b in (("influence", "reasoning"), ("reasoning", "conclusion"), ("influence", "conclusion")):
+        large = max(grams[a], grams[b], key=len)
+        if len(large) >= 5 and len(grams[a] & grams[b]) / len(large) >= 0.6:
+            return [Finding("degeneration", f"the {b} repeats the {a}; each part must say something of its own")]
+    return []
+
+
+def _named_options(text: str, choices: list[str]) -> set[int]:
+    found: set[int] = set()
+    for m in re.finditer(r"\b(?:option|choice)\s*\(?([0-9]+|[A-Ja-j])\b\)?", text, re.I):
+        idx = option_index(m.group(1), choices)
+        if idx is not None:
+            found.add(idx)
+    norm = " " + " ".join(_words(text)) + " "
+    for i, c in enumerate(choices):
+        cw = " ".join(_words(c))
+        if cw and f" {cw} " in norm:
+            found.add(i)
+    return found
+
+
+def _consistency(chain: ReasoningChain, choices: list[str] | None) -> list[Finding]:
+    if choices:
+        want = option_index(chain.answer, choices)
+        named = _named_options(chain.conclusion, choices)
+        if want is not None and named and want not in named:
+            others = ", ".join(str(i) for i in sorted(named))
+            return [Finding("consistency", f"the conclusion points to option {others}, the ANSWER is {want}")]
+        return []
+    m = re.search(r"\banswer\s+(?:is|would be|must be)\s+([^.;,]+)", chain.conclusion, re.I)
+    if m and not answer_matches(m.group(1), chain.answer):
+        return [Finding("consistency", f"the conclusion gives {m.group(1).strip()!r}, the ANSWER is {chain.answer!r}")]
+    return []
+
+
+def gate_chain(
+    chain: ReasoningChain,
+    degradations: list[AppliedDegradation],
+    question: str,
+    choices: list[str] | None,
+    cfg: ChainGate | None = None,
+) -> list[Finding]:
+    """Every finding of the enabled checks, in ``CODES`` order; empty when the chain passes."""
+    cfg = cfg or ChainGate()
+    found: list[Finding] = []
+    if cfg.echo:
+        found += _echo(chain, cfg)
+    if cfg.leak:
+        found += _leak(chain)
+    if cfg.degradation_grounding:
+        found += _degradation_grounding(chain, degradations)
+    if cfg.question_grounding:
+        found += _question_grounding(chain, question, choices)
+    if cfg.degeneration:
+        found += _degeneration(chain, question, cfg)
+    if cfg.consistency:
+        found += _consistency(chain, choices)
+    return found
+
+
+def quality_of(findings: list[Finding], cfg: ChainGate | None = None) -> ChainQuality:
+    """The record's ``chain_quality`` block: each check ok, off, or its first reason."""
+    cfg = cfg or ChainGate()
+    checks = {code: ("ok" if getattr(cfg, code) else "off") for code in CODES}
+    for f in findings:
+        if checks[f.code] == "ok":
+            checks[f.code] = f.reason
+    return ChainQuality(version=GATE_VERSION, passed=not findings, checks=checks)
