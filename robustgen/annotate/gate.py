@@ -61,7 +61,7 @@ _GENERIC = frozenset(
 _LEAKS = (
     (
         re.compile(
-            r"(?<!not the )(?<!not a )\b(correct|right|true|expected|given|provided|known|gold|reference|target)\s+"
+            r"(?<!not the )(?<!not a )\b(correct|right|expected|given|provided|known|gold|reference|target)\s+"
             r"(answer|option|choice|label)\b",
             re.I,
         ),
@@ -88,7 +88,16 @@ _LEAKS = (
         ),
         "quotes the prompt",
     ),
-    (re.compile(r"\b(since|because|as)\s+the\s+answer\s+is\b", re.I), "reasons from the answer instead of to it"),
+    (
+        re.compile(
+            r"\b(since|because|as|given\s+that|knowing\s+that)\s+the\s+((correct|right)\s+)?answer\s+is\b", re.I
+        ),
+        "reasons from the answer instead of to it",
+    ),
+    (
+        re.compile(r"\b(was|were|been|is|are)\s+(given|provided|told|shown)\s+to\s+(you|me|us)\b", re.I),
+        "says information was given",
+    ),
 )
 _SELF_REFERENCE = re.compile(
     r"\bthis\s+(conclusion|reasoning|summary|response|explanation|analysis)\s+(sums up|summari[sz]es|concludes|"
@@ -171,11 +180,10 @@ def _longest_run(own: list[tuple[str, ...]], grams: frozenset[tuple[str, ...]]) 
     return best
 
 
-def _echo(chain: ReasoningChain, cfg: ChainGate) -> list[Finding]:
+def _echo(texts: dict[str, str], cfg: ChainGate) -> list[Finding]:
     out = []
     grams = _prompt_ngrams(cfg.echo_ngram)
-    for part in PARTS:
-        text = getattr(chain, part)
+    for part, text in texts.items():
         if not text.strip() or _BOILERPLATE.match(text.strip()):
             out.append(Finding("echo", f"the {part} is empty or boilerplate; write it for this image"))
             continue
@@ -194,19 +202,19 @@ def _echo(chain: ReasoningChain, cfg: ChainGate) -> list[Finding]:
     return out
 
 
-def _leak(chain: ReasoningChain) -> list[Finding]:
+def _leak(texts: dict[str, str]) -> list[Finding]:
     out = []
-    for part in PARTS:
-        text = getattr(chain, part)
+    for part, text in texts.items():
         for pattern, why in _LEAKS:
             m = pattern.search(text)
             if m:
                 out.append(Finding("leak", f"the {part} {why} ({m.group(0)!r}); reason only from the degraded image"))
                 break
-    if re.search(r"\b(the\s+)?answer\s+(is|was|=|:)", chain.influence, re.I):
+    if re.search(r"\b(the\s+)?answer\s+(is|was|=|:)", texts.get("influence", ""), re.I):
         out.append(Finding("leak", "the influence states the answer; it must only describe the degradations"))
-    first = re.split(r"(?<=[.!?])\s+", chain.reasoning.strip(), maxsplit=1)[0]
-    if re.search(r"\b(the\s+)?(correct\s+)?answer\s+(is|was|=|:)", first, re.I) and len(chain.reasoning.split()) > 25:
+    reasoning = texts.get("reasoning", "")
+    first = re.split(r"(?<=[.!?])\s+", reasoning.strip(), maxsplit=1)[0]
+    if re.search(r"\b(the\s+)?(correct\s+)?answer\s+(is|was|=|:)", first, re.I):
         out.append(Finding("leak", "the reasoning opens with the answer; reach it step by step"))
     return out
 
@@ -224,15 +232,15 @@ def degradation_terms(record: AppliedDegradation) -> set[str]:
     return terms
 
 
-def _degradation_grounding(chain: ReasoningChain, degradations: list[AppliedDegradation]) -> list[Finding]:
+def _degradation_grounding(influence: str, degradations: list[AppliedDegradation]) -> list[Finding]:
     if not degradations:
-        if _CLEAN.search(chain.influence):
+        if _CLEAN.search(influence):
             return []
         return [
             Finding("degradation_grounding", "no degradation was applied: the influence must say the image is clean")
         ]
-    words = set(_words(chain.influence))
-    text = chain.influence.lower()
+    words = set(_words(influence))
+    text = influence.lower()
     missing = [
         d.label
         for d in degradations
@@ -247,11 +255,11 @@ def _content(text: str) -> set[str]:
     return {_stem(w) for w in _words(text) if len(w) >= 3 and w not in _STOP and not w.isdigit()}
 
 
-def _question_grounding(chain: ReasoningChain, question: str, choices: list[str] | None) -> list[Finding]:
+def _question_grounding(reasoning: str, question: str, choices: list[str] | None) -> list[Finding]:
     keys = _content(question + " " + " ".join(choices or []))
     if not keys:
         return []
-    said = {w for w in _words(chain.reasoning)}
+    said = set(_words(reasoning))
     if any(any(w.startswith(k) for w in said) for k in keys):
         return []
     return [Finding("question_grounding", "the reasoning never refers to what the question asks about or its options")]
@@ -304,10 +312,9 @@ def _foreign(text: str, question: str) -> str | None:
     return None
 
 
-def _degeneration(chain: ReasoningChain, question: str, cfg: ChainGate) -> list[Finding]:
-    out = _copied_parts(chain, cfg)
-    for part in PARTS:
-        text = getattr(chain, part)
+def _degeneration(texts: dict[str, str], question: str, cfg: ChainGate) -> list[Finding]:
+    out = _copied_parts(texts, cfg) if len(texts) == len(PARTS) else []
+    for part, text in texts.items():
         words = _words(text)
         grams = Counter(_ngrams(words, cfg.repeat_ngram))
         top = grams.most_common(1)
@@ -331,9 +338,9 @@ def _degeneration(chain: ReasoningChain, question: str, cfg: ChainGate) -> list[
     return out
 
 
-def _copied_parts(chain: ReasoningChain, cfg: ChainGate) -> list[Finding]:
+def _copied_parts(texts: dict[str, str], cfg: ChainGate) -> list[Finding]:
     """Parts that repeat one another (a conclusion that is the reasoning again, an influence pasted twice)."""
-    grams = {p: set(_ngrams(_words(getattr(chain, p)), cfg.repeat_ngram)) for p in PARTS}
+    grams = {p: set(_ngrams(_words(texts[p]), cfg.repeat_ngram)) for p in PARTS}
     for a, b in (("influence", "reasoning"), ("reasoning", "conclusion"), ("influence", "conclusion")):
         large = max(grams[a], grams[b], key=len)
         if len(large) >= 5 and len(grams[a] & grams[b]) / len(large) >= 0.6:
@@ -378,19 +385,43 @@ def gate_chain(
 ) -> list[Finding]:
     """Every finding of the enabled checks, in ``CODES`` order; empty when the chain passes."""
     cfg = cfg or ChainGate()
-    found: list[Finding] = []
-    if cfg.echo:
-        found += _echo(chain, cfg)
-    if cfg.leak:
-        found += _leak(chain)
-    if cfg.degradation_grounding:
-        found += _degradation_grounding(chain, degradations)
-    if cfg.question_grounding:
-        found += _question_grounding(chain, question, choices)
-    if cfg.degeneration:
-        found += _degeneration(chain, question, cfg)
+    texts = {p: getattr(chain, p) for p in PARTS}
+    found = _checks(texts, degradations, question, choices, cfg)
     if cfg.consistency:
         found += _consistency(chain, choices)
+    return found
+
+
+def gate_part(
+    part: str,
+    text: str,
+    degradations: list[AppliedDegradation],
+    question: str,
+    choices: list[str] | None,
+    cfg: ChainGate | None = None,
+) -> list[Finding]:
+    """The findings that concern one part alone (a teacher writing the chain step by step checks each step)."""
+    return _checks({part: text}, degradations, question, choices, cfg or ChainGate())
+
+
+def _checks(
+    texts: dict[str, str],
+    degradations: list[AppliedDegradation],
+    question: str,
+    choices: list[str] | None,
+    cfg: ChainGate,
+) -> list[Finding]:
+    found: list[Finding] = []
+    if cfg.echo:
+        found += _echo(texts, cfg)
+    if cfg.leak:
+        found += _leak(texts)
+    if cfg.degradation_grounding and "influence" in texts:
+        found += _degradation_grounding(texts["influence"], degradations)
+    if cfg.question_grounding and "reasoning" in texts:
+        found += _question_grounding(texts["reasoning"], question, choices)
+    if cfg.degeneration:
+        found += _degeneration(texts, question, cfg)
     return found
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from robustgen.annotate import prompts
 from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
 from robustgen.annotate.client import StructuredClient, first_error
+from robustgen.annotate.gate import gate_part
 from robustgen.annotate.registry import register_teacher
 from robustgen.annotate.transport import BudgetExhausted, CostMeter, RateLimiter, RetryPolicy, TransportError
 from robustgen.annotate.validate import _REFUSAL, check_chain, expected_types, word_count
@@ -263,12 +264,17 @@ async def _single(t: OpenAITeacher, item: TeacherInput, usage: Usage) -> Reasoni
     return chain
 
 
-def _no_refusal(field: str) -> Check:
+def _step_check(item: TeacherInput, field: str) -> Check:
+    """A staged step's own checks: not empty, no refusal, and the quality gate's findings about this part (so a
+    re-ask can fix them while the step is asked, not after)."""
+
     def check(body) -> list[str]:
         text = getattr(body, field).strip()
         if not text:
             return [f"{field} is empty"]
-        return [f"{field} contains refusal text"] if _REFUSAL.search(text) else []
+        if _REFUSAL.search(text):
+            return [f"{field} contains refusal text"]
+        return [str(f) for f in gate_part(field, text, item.degradations, item.question, item.choices, item.gate)]
 
     return check
 
@@ -281,7 +287,7 @@ async def _staged(t: OpenAITeacher, item: TeacherInput, usage: Usage) -> Reasoni
     urls, hashes = await t.images(item, ("clean", "degraded"))
     messages = [system, t.user(prompts.influence_task(item.degradations), urls)]
     inf = await t.ask_until_valid(
-        item, messages, hashes, "influence", prompts.InfluenceBody, usage, _no_refusal("influence"), budget
+        item, messages, hashes, "influence", prompts.InfluenceBody, usage, _step_check(item, "influence"), budget
     )
     urls, hashes = await t.images(item, ("degraded",))
     task = prompts.reasoning_task(
@@ -294,7 +300,7 @@ async def _staged(t: OpenAITeacher, item: TeacherInput, usage: Usage) -> Reasoni
         "reasoning",
         prompts.ReasoningBody,
         usage,
-        _no_refusal("reasoning"),
+        _step_check(item, "reasoning"),
         budget,
     )
     reasoning = rea.reasoning
@@ -302,7 +308,9 @@ async def _staged(t: OpenAITeacher, item: TeacherInput, usage: Usage) -> Reasoni
 
         def in_band(body) -> list[str]:
             n = word_count(body.reasoning)
-            return [] if lo <= n <= hi else [f"the reasoning has {n} words; it must have between {lo} and {hi}"]
+            if not lo <= n <= hi:
+                return [f"the reasoning has {n} words; it must have between {lo} and {hi}"]
+            return _step_check(item, "reasoning")(body)
 
         messages = [system, t.user(prompts.length_task(reasoning, words), [])]
         reasoning = (

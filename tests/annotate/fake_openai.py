@@ -27,7 +27,9 @@ class Fault:
 
 
 def good_reply(body: dict[str, Any]) -> tuple[str, str]:
-    """What a capable teacher would answer: the right answer, reasoning inside the asked word band."""
+    """What a capable teacher would answer: the influence names every degradation listed in the prompt, the
+    reasoning takes up the question and fills the asked word band without repeating itself, the answer is right
+    (so the chain passes validation and the quality gate)."""
     text = json.dumps(body["messages"])
     last_user = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
     if isinstance(last_user, list):
@@ -37,9 +39,21 @@ def good_reply(body: dict[str, Any]) -> tuple[str, str]:
     n = (lo + hi) // 2
     m = re.search(r"Correct answer: option (\d+)", text) or re.search(r"Correct answer: ([^\\\n]+)", text)
     answer = m.group(1).strip() if m else "unknown"
-    reasoning = " ".join(["step"] * (n - 4) + ["so", "the", "answer", "follows."])
+    labels = list(dict.fromkeys(re.findall(r"- ([^(\\]+?) \(stage", text)))
+    influence = (
+        f"The {', '.join(labels)} alter how fine detail reads in this picture." if labels else "The image is clean."
+    )
+    q = re.search(r"Question:\\n([^\\]+)", text)
+    opening = f"The question asks: {q.group(1).strip()}" if q else "The question concerns the scene"
+    words = opening.split()
+    reasoning = " ".join(words + [f"cue{i}" for i in range(max(0, n - len(words) - 3))] + ["settles", "it", "here."])
+    length = re.search(r"this reasoning to between \d+ and \d+ words .*?conclusion:\n(.*?)\n\nReply", last_user, re.S)
+    if length:  # the length pass: the same reasoning, brought into the band
+        own = length.group(1).split()
+        pad = [f"cue{i}" for i in range(max(0, n - len(own)))]
+        return json.dumps({"reasoning": " ".join((own + pad)[:n])}), "stop"
     if '{"influence": ...}' in last_user:
-        return json.dumps({"influence": "The blur softens edges and hides fine texture."}), "stop"
+        return json.dumps({"influence": influence}), "stop"
     if '{"reasoning": ...}' in last_user:
         return json.dumps({"reasoning": reasoning}), "stop"
     if '{"conclusion": ..., "answer": ...}' in last_user:
@@ -48,7 +62,7 @@ def good_reply(body: dict[str, Any]) -> tuple[str, str]:
         return '{"ok": "yes"}', "stop"
     return json.dumps(
         {
-            "influence": "The degradation softens edges and hides fine texture.",
+            "influence": influence,
             "reasoning": reasoning,
             "conclusion": "The evidence supports the answer.",
             "answer": answer,

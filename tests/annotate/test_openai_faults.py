@@ -224,8 +224,9 @@ def test_staged_mode_follows_the_papers_steps(server, item):
 
 
 def test_staged_length_pass_runs_when_reasoning_is_out_of_band(server, item):
-    short = Fault("content", content=json.dumps({"reasoning": "Too short."}))
-    server.script.extend([Fault("content", content=json.dumps({"influence": "Blur hides texture."})), short])
+    short = Fault("content", content=json.dumps({"reasoning": "The suit looks orange."}))
+    influence = {"influence": "Motion blur smears the edges and fog veils the scene."}
+    server.script.extend([Fault("content", content=json.dumps(influence)), short])
     res = run(teacher(server.url, mode="staged").annotate(item))
     assert "Expand this reasoning" in json.dumps(server.requests[2]["messages"][-1]["content"])
     assert res.usage.requests == 4 and res.usage.reasks == 0
