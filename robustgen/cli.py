@@ -313,6 +313,13 @@ def synth(
     concurrency: Annotated[int | None, typer.Option(help="teacher setting concurrency: requests in flight")] = None,
     max_cost: Annotated[float | None, typer.Option(help="teacher setting max_cost: stop sending at this USD")] = None,
     export_to: Annotated[str | None, typer.Option("--export", help="then export: llamafactory,robust-r1,trl")] = None,
+    judge: Annotated[
+        str | None, typer.Option("--judge", help="score accepted chains with this model (off by default)")
+    ] = None,
+    judge_base_url: Annotated[str | None, typer.Option(help="the judge's endpoint")] = None,
+    judge_set: Annotated[
+        list[str] | None, typer.Option("--judge-set", help="one judge setting, key=value; repeatable")
+    ] = None,
 ) -> None:
     """Build a dataset: degrade every source row, have the teacher write its chain, write it all to --out.
 
@@ -337,6 +344,7 @@ def synth(
         }
         settings = {**parse_sets(teacher_set or []), **{k: v for k, v in shortcuts.items() if v is not None}}
         tc = load_teacher_config(teacher, teacher_config, settings)
+        judge_cfg = _judge_settings(judge, judge_base_url, judge_set)
         try:
             cfg = SynthConfig(
                 out=out_dir,
@@ -356,6 +364,7 @@ def synth(
                 overwrite=overwrite,
                 batch_size=batch_size,
                 retry_failed=retry_failed,
+                judge=judge_cfg,
             )
         except ValueError as exc:
             raise RobustgenError(str(exc).splitlines()[-1].strip()) from None
@@ -390,6 +399,29 @@ def synth(
                 out.print(f"exported {export(out_dir, fmt, Path(out_dir) / 'exports' / fmt)}")
     if summary.failed:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _judge_settings(model: str | None, base_url: str | None, sets: list[str] | None) -> dict | None:
+    """The judge's validated settings, or None when no judge was asked for; one-line errors naming the key."""
+    from pydantic import ValidationError
+
+    from robustgen.annotate.judge import JudgeConfig
+    from robustgen.annotate.registry import parse_sets
+
+    settings = parse_sets(sets or [])
+    if model is None and not settings and base_url is None:
+        return None
+    if model is not None:
+        settings["model"] = model
+    if base_url is not None:
+        settings["base_url"] = base_url
+    try:
+        return JudgeConfig.model_validate(settings).model_dump(mode="json")
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e["loc"]) or "judge"
+        hint = " (--judge MODEL turns the judge on)" if where == "model" else ""
+        raise RobustgenError(f"judge setting {where!r}: {e['msg']}{hint}") from None
 
 
 def _run_with_progress(cfg, run_synth):

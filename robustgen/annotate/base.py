@@ -35,6 +35,7 @@ class TeacherInput:
     band: LengthBand = field(default_factory=LengthBand)
     gate: ChainGate = field(default_factory=ChainGate)  # the quality gate's checks (re-asks carry its reasons)
     fresh: bool = False  # ask again instead of reusing cached replies (a retried failure)
+    feedback: tuple[str, ...] = ()  # why earlier chains for this sample were turned down (a judge's critique)
 
     @property
     def total_severity(self) -> float:

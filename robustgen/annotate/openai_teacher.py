@@ -252,6 +252,7 @@ async def _single(t: OpenAITeacher, item: TeacherInput, usage: Usage) -> Reasoni
     urls, hashes = await t.images(item, ("degraded",))
     words = item.band.bounds(item.total_severity)
     task = prompts.single_task(item.question, item.choices, item.answer, item.degradations, words, item.rationale)
+    task += prompts.feedback_note(item.feedback)
     messages = [{"role": "system", "content": prompts.SYSTEM}, t.user(task, urls)]
 
     def valid(body) -> list[str]:
@@ -285,7 +286,8 @@ async def _staged(t: OpenAITeacher, item: TeacherInput, usage: Usage) -> Reasoni
     system = {"role": "system", "content": prompts.SYSTEM}
     words = lo, hi = item.band.bounds(item.total_severity)
     urls, hashes = await t.images(item, ("clean", "degraded"))
-    messages = [system, t.user(prompts.influence_task(item.degradations), urls)]
+    note = prompts.feedback_note(item.feedback)
+    messages = [system, t.user(prompts.influence_task(item.degradations) + note, urls)]
     inf = await t.ask_until_valid(
         item, messages, hashes, "influence", prompts.InfluenceBody, usage, _step_check(item, "influence"), budget
     )
@@ -293,6 +295,7 @@ async def _staged(t: OpenAITeacher, item: TeacherInput, usage: Usage) -> Reasoni
     task = prompts.reasoning_task(
         item.question, item.choices, item.answer, item.degradations, inf.influence, words, item.rationale
     )
+    task += note
     rea = await t.ask_until_valid(
         item,
         [system, t.user(task, urls)],

@@ -157,5 +157,13 @@ def length_task(reasoning: str, words: tuple[int, int]) -> str:
     )
 
 
+def feedback_note(feedback: tuple[str, ...] | list[str]) -> str:
+    """What a reviewer said of earlier chains for this example (empty when nothing was turned down)."""
+    if not feedback:
+        return ""
+    lines = "\n".join(f"- {f}" for f in feedback)
+    return f"\n\nEarlier chains for this example were turned down by a reviewer:\n{lines}\nWrite one that fixes this."
+
+
 def fix_request(problems: list[str]) -> str:
     return "Your reply was not accepted: " + "; ".join(problems) + ". Reply again with the corrected JSON object only."

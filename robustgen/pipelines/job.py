@@ -65,6 +65,7 @@ class SynthConfig(BaseModel):
     batch_size: int = Field(default=16, ge=1)
     overwrite: bool = False
     retry_failed: bool = Field(default=False, description="on resume, process earlier failures again")
+    judge: dict[str, Any] | None = Field(default=None, description="judge settings (JudgeConfig); None = no judge")
 
     @cached_property
     def checked_recipe(self) -> Recipe:
@@ -75,7 +76,12 @@ class SynthConfig(BaseModel):
     def teacher_obj(self) -> Teacher:
         """The teacher (its config validated; ``RobustgenError`` when it does not)."""
         cache = Output(self.out).path(f"{WORK_DIR}/teacher-cache") if "://" not in self.out else None
-        return make_teacher(self.teacher, self.teacher_config, cache_dir=cache, seed=self.seed)
+        return with_judge(
+            make_teacher(self.teacher, self.teacher_config, cache_dir=cache, seed=self.seed),
+            self.judge,
+            cache,
+            self.seed,
+        )
 
     def fingerprint(self) -> dict[str, Any]:
         """Settings that change the dataset (not speed, workers or paths of caches)."""
@@ -308,6 +314,7 @@ def job_spec(cfg: SynthConfig) -> JobSpec:
         teacher=cfg.teacher,
         teacher_config=t.config.model_dump(mode="json"),
         cache_dir=t.cache_dir,
+        judge=cfg.judge,
     )
 
 
@@ -454,6 +461,15 @@ def _cached(kind: str, key: Any, make: Callable[[], Any]) -> Any:
     return _CACHE[k]
 
 
+def with_judge(teacher: Teacher, judge: dict[str, Any] | None, cache_dir: str | None, seed: int) -> Teacher:
+    """``teacher``, with the judge behind it when one is configured."""
+    if not judge:
+        return teacher
+    from robustgen.annotate.judge import Judge, JudgeConfig, JudgedTeacher
+
+    return JudgedTeacher(teacher, Judge(JudgeConfig.model_validate(judge), cache_dir=cache_dir, seed=seed))
+
+
 class JobSpec(BaseModel):
     """What a worker needs to rebuild the run's recipe, output folder and teacher (crosses the Ray boundary)."""
 
@@ -465,6 +481,7 @@ class JobSpec(BaseModel):
     teacher: str
     teacher_config: dict[str, Any]
     cache_dir: str | None
+    judge: dict[str, Any] | None = None
 
     def recipe_obj(self) -> Recipe:
         return _cached("recipe", self.recipe, lambda: Recipe.from_dict(self.recipe))
@@ -473,11 +490,16 @@ class JobSpec(BaseModel):
         return _cached("out", self.out_uri, lambda: Output(self.out_uri))
 
     def teacher_obj(self) -> Teacher:
-        key = [self.teacher, self.teacher_config, self.cache_dir, self.seed]
+        key = [self.teacher, self.teacher_config, self.cache_dir, self.seed, self.judge]
         return _cached(
             "teacher",
             key,
-            lambda: make_teacher(self.teacher, self.teacher_config, cache_dir=self.cache_dir, seed=self.seed),
+            lambda: with_judge(
+                make_teacher(self.teacher, self.teacher_config, cache_dir=self.cache_dir, seed=self.seed),
+                self.judge,
+                self.cache_dir,
+                self.seed,
+            ),
         )
 
 

@@ -111,6 +111,7 @@ async def annotate_sample(
             teacher={**result.teacher.model_dump(), "usage": result.usage.model_dump()},
             quality=sample.quality,
             chain_quality=quality_of(findings, gate),
+            judge=result.judge,
         )
     except ValidationError as exc:
         return fail(row, "validate", f"the record does not validate: {exc.errors()[0]['msg']}")

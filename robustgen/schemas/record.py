@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from robustgen.schemas.chain import ReasoningChain
 from robustgen.schemas.degradation import AppliedDegradation
 from robustgen.schemas.paths import check_relative, regular_file_under
+from robustgen.schemas.teacher import JudgeVerdict
 
 
 class Quality(BaseModel):
@@ -49,6 +50,7 @@ class DatasetRecord(BaseModel):
     teacher: dict[str, Any]
     quality: Quality
     chain_quality: ChainQuality | None = Field(default=None, description="the gate's verdict (None: older datasets)")
+    judge: JudgeVerdict | None = Field(default=None, description="the judge's scores (synth --judge), else None")
 
     @field_validator("image")
     @classmethod

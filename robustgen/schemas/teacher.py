@@ -43,6 +43,20 @@ class TeacherInfo(BaseModel):
     prompt_version: str = ""
 
 
+class JudgeVerdict(BaseModel):
+    """A judge model's scores of an accepted chain (``--judge``), kept in the record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    score: float = Field(ge=0.0, le=1.0, description="0..1: the mean of the two rubric scores, rescaled")
+    degradations: int = Field(ge=1, le=5, description="faithfulness to the applied degradations, 1..5")
+    question: int = Field(ge=1, le=5, description="faithfulness to the question and the evidence, 1..5")
+    critique: str = Field(description="the judge's one-line reason")
+    attempts: int = Field(default=1, ge=1, description="chains judged for this sample (re-asks after low scores + 1)")
+    usage: Usage = Field(default_factory=Usage, description="what judging cost")
+
+
 class TeacherResult(BaseModel):
     """A validated chain with its usage and provenance."""
 
@@ -51,3 +65,4 @@ class TeacherResult(BaseModel):
     chain: ReasoningChain
     usage: Usage = Field(default_factory=Usage)
     teacher: TeacherInfo
+    judge: JudgeVerdict | None = None

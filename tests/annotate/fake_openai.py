@@ -47,6 +47,8 @@ def good_reply(body: dict[str, Any]) -> tuple[str, str]:
     opening = f"The question asks: {q.group(1).strip()}" if q else "The question concerns the scene"
     words = opening.split()
     reasoning = " ".join(words + [f"cue{i}" for i in range(max(0, n - len(words) - 3))] + ["settles", "it", "here."])
+    if "You review one training example" in text:  # the judge's rubric
+        return json.dumps({"degradations": "5", "question": "4", "critique": "none"}), "stop"
     length = re.search(r"this reasoning to between \d+ and \d+ words .*?conclusion:\n(.*?)\n\nReply", last_user, re.S)
     if length:  # the length pass: the same reasoning, brought into the band
         own = length.group(1).split()
