@@ -510,6 +510,12 @@ def stats_cmd(
 
         rates = ", ".join(f"{c} {st['gate_fails'][c]}" for c in CODES)
         out.print(f"chain quality, failing per check (of {len(st['records'])}): {rates}")
+    if st["judge"]:
+        j = st["judge"]
+        out.print(
+            f"judge: {j['judged']} judged, mean score {j['mean_score']}, {j['reasked']} re-asked, "
+            f"{j['tokens']} tokens, ${j['cost_usd']}"
+        )
     for reason, n in st["reasons"].most_common(5):
         out.print(f"  {n} x {reason}", highlight=False)
     out.print(f"plots and {page}")

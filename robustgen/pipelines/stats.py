@@ -45,7 +45,22 @@ def compute(ds: Dataset) -> dict[str, Any]:
         "lengths": lengths,
         "reasons": reasons,
         "gate_fails": gate_fails,
+        "judge": _judge_summary(recs),
         "failed": sum(reasons.values()),
+    }
+
+
+def _judge_summary(recs: list[DatasetRecord]) -> dict[str, Any] | None:
+    """Judged records, their mean score and what judging cost (None when the dataset was not judged)."""
+    verdicts = [r.judge for r in recs if r.judge is not None]
+    if not verdicts:
+        return None
+    return {
+        "judged": len(verdicts),
+        "mean_score": round(float(np.mean([v.score for v in verdicts])), 3),
+        "reasked": sum(v.attempts > 1 for v in verdicts),
+        "cost_usd": round(sum(v.usage.cost_usd for v in verdicts), 6),
+        "tokens": sum(v.usage.total_tokens for v in verdicts),
     }
 
 
@@ -138,6 +153,12 @@ def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery
         parts.append("<h2>chain quality (re-checked)</h2><table><tr><th>check</th><th>failing</th></tr>")
         parts += [f"<tr><td>{e(c)}</td><td>{st['gate_fails'][c]} of {n}</td></tr>" for c in CODES]
         parts.append("</table>")
+    if st["judge"]:
+        j = st["judge"]
+        parts.append(
+            f"<h2>judge</h2><p>{j['judged']} judged, mean score {j['mean_score']}, {j['reasked']} re-asked after a "
+            f"low score; {j['tokens']} tokens, ${j['cost_usd']}</p>"
+        )
     if st["reasons"]:
         parts.append("<h2>failure reasons</h2><table><tr><th>count</th><th>reason</th></tr>")
         parts += [f"<tr><td>{n}</td><td>{e(r)}</td></tr>" for r, n in st["reasons"].most_common()]

@@ -50,6 +50,8 @@ def test_the_judge_scores_every_written_chain_and_its_cost_is_counted(tmp_path):
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["teacher"]["judge"]["model"] == "fake-judge" and manifest["usage"]["cost_usd"] > 0
         assert SECRET not in (out / "manifest.json").read_text()
+        stats = subprocess.run([*robustgen_cmd(), "stats", str(out)], capture_output=True, text=True, timeout=300)
+        assert "judge: 4 judged, mean score 0.875" in stats.stdout
         asked = len(server.requests)
         assert (
             synth("--out", out, "--limit", 4, *judge_args(server.url), "--judge-set", "price_in=1000").returncode == 0
