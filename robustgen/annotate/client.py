@@ -100,6 +100,26 @@ class StructuredClient:
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
 
+    @classmethod
+    def from_settings(
+        cls, c: Any, *, cache_dir: str | None, seed: int, client: openai.AsyncOpenAI | None = None
+    ) -> StructuredClient:
+        """A client from endpoint settings (the openai teacher's config, the judge's): base_url, model,
+        api_key_env, structured_output, retries, rate limits, prices, cost cap and concurrency."""
+        return cls(
+            base_url=c.base_url,
+            model=c.model,
+            api_key_env=c.api_key_env,
+            structured_output=c.structured_output,
+            policy=RetryPolicy(c.max_retries, c.backoff_s, 30.0, c.timeout_s),
+            limiter=RateLimiter(c.rpm, c.tpm),
+            meter=CostMeter(c.price_in, c.price_out, c.max_cost),
+            concurrency=c.concurrency,
+            cache_dir=cache_dir,
+            seed=seed,
+            client=client,
+        )
+
     def preflight(self) -> None:
         """``RobustgenError`` when no request could succeed (no key for the public endpoint)."""
         if not os.environ.get(self.api_key_env) and self.base_url is None:

@@ -14,7 +14,7 @@ from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
 from robustgen.annotate.client import StructuredClient
 from robustgen.annotate.gate import gate_chain
 from robustgen.annotate.prompts import describe_degradations, describe_question
-from robustgen.annotate.transport import BudgetExhausted, CostMeter, RateLimiter, RetryPolicy, TransportError
+from robustgen.annotate.transport import BudgetExhausted, TransportError
 from robustgen.annotate.wording import answer_phrase
 from robustgen.schemas import ReasoningChain, TeacherResult, Usage
 from robustgen.schemas.teacher import JudgeVerdict
@@ -73,18 +73,7 @@ class Judge:
 
     def __init__(self, config: JudgeConfig, *, cache_dir: str | None = None, seed: int = 0) -> None:
         self.config = c = config
-        self.client = StructuredClient(
-            base_url=c.base_url,
-            model=c.model,
-            api_key_env=c.api_key_env,
-            structured_output=c.structured_output,
-            policy=RetryPolicy(c.max_retries, c.backoff_s, 30.0, c.timeout_s),
-            limiter=RateLimiter(c.rpm, c.tpm),
-            meter=CostMeter(c.price_in, c.price_out, c.max_cost),
-            concurrency=c.concurrency,
-            cache_dir=cache_dir,
-            seed=seed,
-        )
+        self.client = StructuredClient.from_settings(c, cache_dir=cache_dir, seed=seed)
 
     def info(self) -> dict[str, Any]:
         from robustgen.annotate.openai_teacher import public_url

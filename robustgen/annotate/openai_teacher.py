@@ -19,7 +19,7 @@ from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
 from robustgen.annotate.client import StructuredClient, first_error
 from robustgen.annotate.gate import gate_part
 from robustgen.annotate.registry import register_teacher
-from robustgen.annotate.transport import BudgetExhausted, CostMeter, RateLimiter, RetryPolicy, TransportError
+from robustgen.annotate.transport import BudgetExhausted, TransportError
 from robustgen.annotate.validate import _REFUSAL, check_chain, expected_types, word_count
 from robustgen.images import data_url
 from robustgen.schemas import ReasoningChain, TeacherInfo, TeacherResult, Usage
@@ -89,19 +89,7 @@ class OpenAITeacher(Teacher):
     ) -> None:
         super().__init__(config, cache_dir=cache_dir, seed=seed)
         c = self.config
-        self.client = StructuredClient(
-            base_url=c.base_url,
-            model=c.model,
-            api_key_env=c.api_key_env,
-            structured_output=c.structured_output,
-            policy=RetryPolicy(c.max_retries, c.backoff_s, 30.0, c.timeout_s),
-            limiter=RateLimiter(c.rpm, c.tpm),
-            meter=CostMeter(c.price_in, c.price_out, c.max_cost),
-            concurrency=c.concurrency,
-            cache_dir=c.cache_dir or cache_dir,
-            seed=seed,
-            client=client,
-        )
+        self.client = StructuredClient.from_settings(c, cache_dir=c.cache_dir or cache_dir, seed=seed, client=client)
 
     # ---- what the job asks of a teacher -----------------------------------------------------------
     def preflight(self) -> None:
