@@ -140,8 +140,17 @@ class Finding:
         return f"{self.code}: {self.reason}"
 
 
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+")
+
+
 def _words(text: str) -> list[str]:
-    return re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+", text.lower())
+    return list(_tokens(text))
+
+
+@lru_cache(maxsize=2048)
+def _tokens(text: str) -> tuple[str, ...]:
+    """The lower-case words of ``text`` (each check looks at the same parts: tokenized once)."""
+    return tuple(_WORD.findall(text.lower()))
 
 
 def _stem(word: str) -> str:
@@ -202,14 +211,17 @@ def _echo(texts: dict[str, str], cfg: ChainGate) -> list[Finding]:
     return out
 
 
+#: every leak pattern in one pass; the named group that matched tells which
+_LEAK_ANY = re.compile("|".join(f"(?P<l{i}>{p.pattern})" for i, (p, _) in enumerate(_LEAKS)), re.I)
+
+
 def _leak(texts: dict[str, str]) -> list[Finding]:
     out = []
     for part, text in texts.items():
-        for pattern, why in _LEAKS:
-            m = pattern.search(text)
-            if m:
-                out.append(Finding("leak", f"the {part} {why} ({m.group(0)!r}); reason only from the degraded image"))
-                break
+        m = _LEAK_ANY.search(text)
+        if m:
+            why = _LEAKS[int(m.lastgroup[1:])][1]
+            out.append(Finding("leak", f"the {part} {why} ({m.group(0)!r}); reason only from the degraded image"))
     if re.search(r"\b(the\s+)?answer\s+(is|was|=|:)", texts.get("influence", ""), re.I):
         out.append(Finding("leak", "the influence states the answer; it must only describe the degradations"))
     reasoning = texts.get("reasoning", "")
@@ -265,13 +277,19 @@ def _question_grounding(reasoning: str, question: str, choices: list[str] | None
     return [Finding("question_grounding", "the reasoning never refers to what the question asks about or its options")]
 
 
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+@lru_cache(maxsize=4096)
 def _script(text: str) -> str | None:
-    """The dominant writing system of the letters in ``text`` (LATIN, CYRILLIC, CJK, ...); None if few letters."""
+    """The dominant writing system of the letters in ``text`` (LATIN, CYRILLIC, CJK, ...); None if few letters.
+    ASCII text is Latin without looking further; otherwise at most 400 letters are classified."""
+    if text.isascii():
+        return "LATIN" if len(_LETTER.findall(text)) >= 20 else None
     counts: Counter[str] = Counter()
-    for ch in text:
-        if ch.isalpha():
-            name = unicodedata.name(ch, "")
-            counts[name.split(" ")[0] if name else "?"] += 1
+    for ch in _LETTER.findall(text)[:400]:
+        name = unicodedata.name(ch, "")
+        counts[name.split(" ", 1)[0] if name else "?"] += 1
     if sum(counts.values()) < 20:
         return None
     return counts.most_common(1)[0][0]
@@ -290,10 +308,11 @@ _FUNCTION_WORDS: dict[str, frozenset[str]] = {
 }
 
 
+@lru_cache(maxsize=2048)
 def _language(text: str) -> str | None:
     """The Latin-script language whose function words ``text`` uses most (None with fewer than 3 of them)."""
-    words = _words(text)
-    hits = {lang: sum(w in fw for w in words) for lang, fw in _FUNCTION_WORDS.items()}
+    counts = Counter(_tokens(text))
+    hits = {lang: sum(counts[w] for w in fw) for lang, fw in _FUNCTION_WORDS.items()}
     best = max(hits, key=lambda k: hits[k])
     return best if hits[best] >= 3 else None
 
@@ -304,10 +323,11 @@ def _foreign(text: str, question: str) -> str | None:
     if q_script and t_script and q_script != t_script:
         return f"{t_script.title()} script"
     if t_script == "LATIN" and q_script in ("LATIN", None):
-        t_lang = _language(text)
         q_lang = _language(question) or "English"
-        words = set(_words(text))
-        if t_lang and t_lang != q_lang and len(words & _FUNCTION_WORDS[q_lang]) < 2:
+        if len(set(_tokens(text)) & _FUNCTION_WORDS[q_lang]) >= 2:
+            return None  # written in the question's language, whatever else it quotes
+        t_lang = _language(text)
+        if t_lang and t_lang != q_lang:
             return t_lang
     return None
 
@@ -325,7 +345,8 @@ def _degeneration(texts: dict[str, str], question: str, cfg: ChainGate) -> list[
         if len(sentences) != len(set(sentences)):
             out.append(Finding("degeneration", f"the {part} repeats a sentence"))
             continue
-        if re.search(r"\b(\w+)(\s+\1\b){3,}", text, re.I):
+        toks = _tokens(text)
+        if any(toks[i] == toks[i + 1] == toks[i + 2] == toks[i + 3] for i in range(len(toks) - 3)):
             out.append(Finding("degeneration", f"the {part} repeats a word over and over"))
             continue
         m = _SELF_REFERENCE.search(text)
