@@ -530,6 +530,10 @@ def corrupt_eval_cmd(
     ] = "0.23,0.45,0.9",
     recipe: Annotated[Path | None, typer.Option(help="recipe YAML/JSON choosing the degraders")] = None,
     seed: Annotated[int, typer.Option(min=0)] = 0,
+    manifest_only: Annotated[
+        bool,
+        typer.Option("--manifest-only", help="write one small manifest (records + pixel hashes) instead of images"),
+    ] = False,
 ) -> None:
     """Degraded copies of an evaluation set, one per level, same degraders per image at every level."""
     from robustgen.pipelines.corrupt import corrupt_eval, parse_levels
@@ -537,7 +541,7 @@ def corrupt_eval_cmd(
     with user_errors():
         lv = parse_levels(levels)
         rec = Recipe.load(recipe) if recipe is not None else None
-        report = corrupt_eval(source, out_dir, lv, rec, seed)
+        report = corrupt_eval(source, out_dir, lv, rec, seed, manifest_only=manifest_only)
     for p in report.paths:
         out.print(f"wrote {p}")
     if report.failed:
@@ -545,6 +549,26 @@ def corrupt_eval_cmd(
             "warning", "yellow", f"{report.failed} of {report.total} image(s) unreadable: kept clean, see the sides"
         )
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@app.command("rebuild")
+def rebuild_cmd(
+    manifest: Annotated[Path, typer.Argument(help="a manifest written by `corrupt-eval --manifest-only`")],
+    source: Annotated[Path, typer.Option("--source", help="the clean evaluation set (.tsv or image folder)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="output folder")],
+) -> None:
+    """Rebuild corrupt-eval's files from a manifest and the clean source, checking every image's pixel hash."""
+    from robustgen.pipelines.corrupt import rebuild
+
+    with user_errors():
+        report = rebuild(manifest, source, out_dir)
+    for p in report.paths:
+        out.print(f"wrote {p}")
+    if report.mismatched:
+        shown = ", ".join(report.mismatched[:20]) + (" ..." if len(report.mismatched) > 20 else "")
+        complain("mismatch", "red", f"{len(report.mismatched)} row(s) differ from the manifest: {shown}")
+        raise typer.Exit(EXIT_SOME_FAILED)
+    out.print(f"every image matches the manifest ({report.total} rows)")
 
 
 train_app = typer.Typer(

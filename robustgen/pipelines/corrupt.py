@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,9 @@ import numpy as np
 from robustgen.degrade.apply import replay
 from robustgen.degrade.recipes import Recipe, fixed_plan
 from robustgen.errors import ImageError, RobustgenError
-from robustgen.images import decode, encode, read_image
+from robustgen.images import decode, encode, pixel_sha256, read_image
 from robustgen.pipelines.sources import IMAGE_REF_MAX, IMAGE_SUFFIXES, table_rows
+from robustgen.schemas import DegradationPlan
 from robustgen.schemas.paths import regular_file_under
 from robustgen.schemas.sample import printable
 
@@ -47,29 +49,91 @@ def level_names(levels: list[float]) -> list[int]:
     return names
 
 
-def _degrade_levels(image: np.ndarray, recipe: Recipe, seed: int, row_id: str, levels: list[float]):
-    names = [d.name for d in recipe.sample(seed=seed, sample_id=row_id).degradations]
-    for level in levels:
-        plan = fixed_plan([(n, level) for n in names], seed, row_id)
-        yield replay(image, plan.degradations), plan
+Levels = list[tuple[np.ndarray, DegradationPlan]]
+Planner = Callable[[np.ndarray, str], Levels]
+
+MANIFEST_VERSION = 1
+
+
+def recipe_planner(recipe: Recipe, seed: int, levels: list[float]) -> Planner:
+    """The default protocol: the recipe draws an image's degraders once, then each level applies them at that
+    severity (one seed, one layout: levels are monotone)."""
+
+    def plan(image: np.ndarray, row_id: str) -> Levels:
+        names = [d.name for d in recipe.sample(seed=seed, sample_id=row_id).degradations]
+        out = []
+        for level in levels:
+            p = fixed_plan([(n, level) for n in names], seed, row_id)
+            out.append((replay(image, p.degradations), p))
+        return out
+
+    return plan
 
 
 @dataclass
 class CorruptReport:
-    """What corrupt-eval wrote, and how many rows it had to keep clean (undecodable, recorded in the sides)."""
+    """What corrupt-eval wrote, how many rows it had to keep clean (undecodable, recorded in the sides), and on a
+    rebuild the rows whose pixels differ from the manifest."""
 
     paths: list[Path]
     total: int = 0
     failed: int = 0
+    mismatched: list[str] = field(default_factory=list)
+
+
+class _Book:
+    """Where each row's outcome goes besides the level files: the manifest being written (``--manifest-only``),
+    and the manifest being checked against (``rebuild``)."""
+
+    def __init__(self, names: list[int], manifest: Path | None, expect: dict[tuple[str, int], dict] | None):
+        self.names = names
+        self.file = manifest.open("w", encoding="utf-8") if manifest else None
+        self.expect = expect
+        self.mismatched: list[str] = []
+
+    def header(self, info: dict) -> None:
+        if self.file:
+            self.file.write(json.dumps({"robustgen_manifest": MANIFEST_VERSION, **info}, sort_keys=True) + "\n")
+
+    def outcome(self, row_id: str, results: Levels | None, note: dict | None = None) -> None:
+        """One row: its degraded levels (hashes recorded or checked), or a note (``image_of`` / ``error``)."""
+        rid = printable(row_id)
+        for i, name in enumerate(self.names):
+            line: dict = {"id": rid, "level": name}
+            if results is not None:
+                degraded, plan = results[i]
+                line["degradations"] = [d.model_dump(mode="json") for d in plan.degradations]
+                line["sha256"] = pixel_sha256(degraded)
+            else:
+                line.update(note or {})
+            if self.file:  # key order kept: a rebuild writes the records exactly as corrupt-eval did
+                self.file.write(json.dumps(line) + "\n")
+            if self.expect is not None:
+                want = self.expect.get((rid, name))
+                if want is None or want.get("sha256") != line.get("sha256") or ("error" in want) != ("error" in line):
+                    if rid not in self.mismatched:
+                        self.mismatched.append(rid)
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
 
 
 def corrupt_tsv(
-    src: Path, out: Path, levels: list[float], recipe: Recipe, seed: int, on_row: Callable[[], None] | None = None
+    src: Path,
+    out: Path,
+    levels: list[float],
+    planner: Planner,
+    on_row: Callable[[], None] | None = None,
+    book: _Book | None = None,
+    write: bool = True,
 ) -> CorruptReport:
     """Every row is written at every level, so row counts match the original. A row whose image cannot be
     decoded stays clean and its side line says why; a row whose image cell names another row (VLMEvalKit's way
-    of storing a repeated image) keeps that reference, so it shares that row's degraded image."""
+    of storing a repeated image) keeps that reference, so it shares that row's degraded image. ``write`` False:
+    nothing but the manifest (``book``) is written."""
     names = level_names(levels)
+    book = book or _Book(names, None, None)
     paths = [out / f"{src.stem}_Robust_{n}.tsv" for n in names]
     rows = table_rows(src, "\t")
     first = next(rows, None)
@@ -80,25 +144,31 @@ def corrupt_tsv(
     idx_col = header.index("index") if "index" in header else None
     indices = _indices(src, idx_col)
     out.mkdir(parents=True, exist_ok=True)
-    report = CorruptReport(paths)
+    report = CorruptReport(paths if write else [])
     # bytes that are not UTF-8 were read as surrogate escapes and are written back unchanged
-    files = [p.open("w", encoding="utf-8", errors="surrogateescape", newline="") for p in paths]
-    sides = [p.with_suffix(".degradations.jsonl").open("w", encoding="utf-8") for p in paths]
+    files = [p.open("w", encoding="utf-8", errors="surrogateescape", newline="") for p in paths] if write else []
+    sides = [p.with_suffix(".degradations.jsonl").open("w", encoding="utf-8") for p in paths] if write else []
     try:
         writers = [csv.writer(f, delimiter="\t", lineterminator="\n") for f in files]
         for w in writers:
             w.writerow(header)
+
+        def passthrough(row: list[str] | None, side_id: str, note: dict) -> None:
+            for w, side in zip(writers, sides, strict=True):
+                if row is not None:
+                    w.writerow(row)
+                side.write(json.dumps({"index": side_id, **note}) + "\n")
+
         for lineno, row, err in rows:
             if row == []:
                 continue
             report.total += 1
             row_id = row[idx_col] if row and idx_col is not None and idx_col < len(row) else str(lineno)
-            side_id = row_id.encode("utf-8", "backslashreplace").decode("utf-8")
+            side_id = printable(row_id)
             cell = row[col].strip() if row and col < len(row) else ""
             if row is not None and 0 < len(cell) <= IMAGE_REF_MAX and cell in indices:
-                for w, side in zip(writers, sides, strict=True):
-                    w.writerow(row)
-                    side.write(json.dumps({"index": side_id, "image_of": cell}) + "\n")
+                passthrough(row, side_id, {"image_of": cell})
+                book.outcome(row_id, None, {"image_of": cell})
                 continue
             try:
                 if row is None:
@@ -107,14 +177,12 @@ def corrupt_tsv(
             except (ImageError, ValueError, IndexError) as exc:
                 report.failed += 1
                 print(f"skipped: {src.name}:{lineno}: image column unreadable: {exc}", file=sys.stderr)
-                for w, side in zip(writers, sides, strict=True):
-                    if row is not None:
-                        w.writerow(row)
-                    side.write(json.dumps({"index": side_id, "error": f"image unreadable: {exc}"}) + "\n")
+                passthrough(row, side_id, {"error": f"image unreadable: {exc}"})
+                book.outcome(row_id, None, {"error": f"image unreadable: {exc}"})
                 continue
-            for w, side, (degraded, plan) in zip(
-                writers, sides, _degrade_levels(image, recipe, seed, row_id, levels), strict=True
-            ):
+            results = planner(image, row_id)
+            book.outcome(row_id, results)
+            for w, side, (degraded, plan) in zip(writers, sides, results, strict=False):
                 new = list(row)
                 new[col] = base64.b64encode(encode(degraded, "jpg")).decode("ascii")
                 w.writerow(new)
@@ -129,6 +197,7 @@ def corrupt_tsv(
     finally:
         for f in files + sides:
             f.close()
+    report.mismatched = book.mismatched
     return report
 
 
@@ -142,15 +211,23 @@ def _indices(src: Path, idx_col: int | None) -> set[str]:
 
 
 def corrupt_folder(
-    src: Path, out: Path, levels: list[float], recipe: Recipe, seed: int, on_row: Callable[[], None] | None = None
+    src: Path,
+    out: Path,
+    levels: list[float],
+    planner: Planner,
+    on_row: Callable[[], None] | None = None,
+    book: _Book | None = None,
+    write: bool = True,
 ) -> CorruptReport:
     names = level_names(levels)
+    book = book or _Book(names, None, None)
     dirs = [out / f"{src.name}_Robust_{n}" for n in names]
-    report = CorruptReport(dirs)
+    report = CorruptReport(dirs if write else [])
     sides = []
-    for d in dirs:
-        d.mkdir(parents=True, exist_ok=True)
-        sides.append((d / "degradations.jsonl").open("w", encoding="utf-8"))
+    if write:
+        for d in dirs:
+            d.mkdir(parents=True, exist_ok=True)
+            sides.append((d / "degradations.jsonl").open("w", encoding="utf-8"))
     try:
         for f in sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()):
             rel = f.relative_to(src)
@@ -162,10 +239,11 @@ def corrupt_folder(
                 print(f"skipped: {exc}", file=sys.stderr)
                 for side in sides:
                     side.write(json.dumps({"image": printable(str(rel)), "error": str(exc)}) + "\n")
+                book.outcome(str(rel), None, {"error": str(exc)})
                 continue
-            for d, side, (degraded, plan) in zip(
-                dirs, sides, _degrade_levels(image, recipe, seed, str(rel), levels), strict=True
-            ):
+            results = planner(image, str(rel))
+            book.outcome(str(rel), results)
+            for d, side, (degraded, plan) in zip(dirs, sides, results, strict=False):
                 target = d / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fmt = "png" if rel.suffix.lower() == ".png" else "jpg"
@@ -184,7 +262,29 @@ def corrupt_folder(
     finally:
         for s in sides:
             s.close()
+    report.mismatched = book.mismatched
     return report
+
+
+def _kind(src: Path) -> str:
+    if src.is_dir():
+        return "folder"
+    if src.is_file() and src.suffix.lower() == ".tsv":
+        return "tsv"
+    raise RobustgenError(f"{src}: expected a VLMEvalKit .tsv file or an image folder")
+
+
+def _run(src: Path, out: Path, levels: list[float], planner: Planner, on_row, book: _Book, write: bool):
+    kind = _kind(src)
+    run = corrupt_folder if kind == "folder" else corrupt_tsv
+    try:
+        return run(src, out, levels, planner, on_row, book, write)
+    finally:
+        book.close()
+
+
+def manifest_path(out: Path, src: Path) -> Path:
+    return out / f"{src.stem if src.is_file() else src.name}.manifest.jsonl"
 
 
 def corrupt_eval(
@@ -194,13 +294,120 @@ def corrupt_eval(
     recipe: Recipe | None = None,
     seed: int = 0,
     on_row: Callable[[], None] | None = None,
+    manifest_only: bool = False,
 ) -> CorruptReport:
+    """Degraded copies of ``src`` at each level; ``manifest_only``: instead of them, one small manifest (per row
+    and level the id, the exact degradation records and the sha256 of the degraded pixels) that ``rebuild``
+    turns back into the same files."""
     src, out = Path(src), Path(out)
     recipe = recipe or Recipe()
     if out.resolve().is_relative_to(src.resolve()) and src.is_dir():
         raise RobustgenError(f"--out {out} lies inside the source folder {src}; choose a folder outside it")
-    if src.is_dir():
-        return corrupt_folder(src, out, levels, recipe, seed, on_row)
-    if src.is_file() and src.suffix.lower() == ".tsv":
-        return corrupt_tsv(src, out, levels, recipe, seed, on_row)
-    raise RobustgenError(f"{src}: expected a VLMEvalKit .tsv file or an image folder")
+    kind = _kind(src)
+    names = level_names(levels)
+    book = _Book(names, None, None)
+    if manifest_only:
+        out.mkdir(parents=True, exist_ok=True)
+        book = _Book(names, manifest_path(out, src), None)
+        book.header(
+            {
+                "kind": kind,
+                "name": src.name,
+                "levels": levels,
+                "level_names": names,
+                "seed": seed,
+                "recipe": recipe.to_dict(),
+                "source_sha256": _file_sha256(src) if kind == "tsv" else None,
+            }
+        )
+    report = _run(src, out, levels, recipe_planner(recipe, seed, levels), on_row, book, write=not manifest_only)
+    if manifest_only:
+        report.paths = [manifest_path(out, src)]
+    return report
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def read_manifest(path: Path) -> tuple[dict, dict[tuple[str, int], dict]]:
+    """(header, {(id, level name): line}) of a corrupt-eval manifest; ``RobustgenError`` when it is not one."""
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+        header = json.loads(lines[0]) if lines else None
+        if not isinstance(header, dict) or header.get("robustgen_manifest") != MANIFEST_VERSION:
+            raise ValueError("no manifest header")
+        entries = {}
+        for n, line in enumerate(lines[1:], 2):
+            if line.strip():
+                obj = json.loads(line)
+                if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+                    raise ValueError(f"line {n} is not a manifest entry")
+                entries[(obj["id"], int(obj["level"]))] = obj
+        levels = [float(x) for x in header["levels"]]
+        level_names(levels)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RobustgenError(f"{path}: cannot read the manifest ({exc})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise RobustgenError(f"{path}: not a robustgen corrupt-eval manifest ({exc})") from None
+    return header, entries
+
+
+def rebuild(manifest: str | Path, src: str | Path, out: str | Path) -> CorruptReport:
+    """The files ``corrupt-eval`` would write, rebuilt from a manifest and the clean source: each row's recorded
+    degradations are replayed and every degraded image's pixels are checked against the manifest's hash.
+    ``report.mismatched`` names the rows that differ (or are missing from either side)."""
+    manifest, src, out = Path(manifest), Path(src), Path(out)
+    header, entries = read_manifest(manifest)
+    kind = _kind(src)
+    if kind != header.get("kind"):
+        raise RobustgenError(f"{src}: the manifest describes a {header.get('kind')} source, this is a {kind}")
+    levels = [float(x) for x in header["levels"]]
+    names = level_names(levels)
+
+    def planner(image: np.ndarray, row_id: str) -> Levels:
+        results = []
+        for name in names:
+            entry = entries.get((printable(row_id), name))
+            records = entry.get("degradations") if entry else None
+            if not records:
+                raise _NotInManifest(row_id)
+            plan = DegradationPlan(sample_id=row_id, seed=int(header.get("seed", 0)), degradations=records)
+            results.append((replay(image, plan.degradations), plan))
+        return results
+
+    book = _Book(names, None, entries)
+    report = _run(src, out, levels, _tolerant(planner, book), None, book, write=True)
+    missing = sorted({rid for rid, _ in entries} - _ids_of(src, kind))
+    report.mismatched += [m for m in missing if m not in report.mismatched]
+    return report
+
+
+class _NotInManifest(Exception):
+    pass
+
+
+def _tolerant(planner: Planner, book: _Book) -> Planner:
+    """A rebuild planner that treats a source row the manifest does not know as a mismatch (kept clean)."""
+
+    def plan(image: np.ndarray, row_id: str) -> Levels:
+        try:
+            return planner(image, row_id)
+        except _NotInManifest:
+            if printable(row_id) not in book.mismatched:
+                book.mismatched.append(printable(row_id))
+            plan = DegradationPlan(sample_id=row_id)
+            return [(image, plan) for _ in book.names]
+
+    return plan
+
+
+def _ids_of(src: Path, kind: str) -> set[str]:
+    if kind == "folder":
+        return {printable(str(p.relative_to(src))) for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES}
+    rows = table_rows(src, "\t")
+    first = next(rows, None)
+    header = first[1] if first else []
+    idx = header.index("index") if "index" in header else None
+    return {printable(c[idx] if idx is not None and idx < len(c) else str(n)) for n, c, _ in rows if c}
