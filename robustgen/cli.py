@@ -551,6 +551,76 @@ def corrupt_eval_cmd(
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
+@app.command("eval")
+def eval_cmd(
+    source: Annotated[str, typer.Argument(help="a VLMEvalKit .tsv or any synth source (jsonl, csv, parquet, samples)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="run folder: predictions/, report.*")],
+    model: Annotated[str, typer.Option(help="the VLM to evaluate")],
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint")] = None,
+    api_key_env: Annotated[str, typer.Option(help="the variable holding the key")] = "OPENAI_API_KEY",
+    levels: Annotated[str, typer.Option(help="severities, named like corrupt-eval's")] = "0.23,0.45,0.9",
+    recipe: Annotated[Path | None, typer.Option(help="recipe choosing the degraders")] = None,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    limit: Annotated[int | None, typer.Option(min=1, help="only the first N items")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="requests in flight")] = 4,
+    rpm: Annotated[float, typer.Option(min=0, help="requests per minute (0 = unlimited)")] = 0.0,
+    max_cost: Annotated[float | None, typer.Option(help="stop sending at this USD total")] = None,
+    no_images: Annotated[bool, typer.Option("--no-images", help="text only (for text-only endpoints)")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="source format (auto by default)")] = "auto",
+) -> None:
+    """Ask a VLM every question on the clean image and at every level; write predictions and the report."""
+    from robustgen.eval.report import write_report
+    from robustgen.eval.run import EvalConfig, run_eval
+    from robustgen.pipelines.corrupt import parse_levels
+
+    with user_errors():
+        rec = Recipe.load(recipe) if recipe is not None else Recipe()
+        try:
+            cfg = EvalConfig(
+                input=source,
+                out=str(out_dir),
+                model=model,
+                base_url=base_url,
+                api_key_env=api_key_env,
+                format=fmt,
+                levels=parse_levels(levels),
+                recipe=rec.to_dict(),
+                seed=seed,
+                limit=limit,
+                concurrency=concurrency,
+                rpm=rpm,
+                max_cost=max_cost,
+                images=not no_images,
+            )
+        except ValueError as exc:
+            raise RobustgenError(str(exc).splitlines()[-1].strip()) from None
+        summary = run_eval(cfg)
+        report = write_report(out_dir, seed)
+    accs = ", ".join(
+        f"{name} {100 * c['accuracy']:.1f}%" for name, c in report["levels"].items() if c["accuracy"] == c["accuracy"]
+    )
+    out.print(
+        f"{summary.items} items, {summary.asked} answers asked ({summary.resumed} items from an earlier run), "
+        f"{summary.failed} failed; {accs} -> {out_dir / 'report.md'}"
+    )
+    if summary.failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@app.command("eval-compare")
+def eval_compare_cmd(
+    run_a: Annotated[Path, typer.Argument(help="an eval run folder (model A)")],
+    run_b: Annotated[Path, typer.Argument(help="an eval run folder (model B)")],
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+) -> None:
+    """Paired comparison of two models on the same items: per level B - A, its 95% interval, McNemar p."""
+    from robustgen.eval.report import compare, finite
+
+    with user_errors():
+        result = compare(run_a, run_b, seed)
+    sys.stdout.write(json.dumps(finite(result), indent=2) + "\n")
+
+
 @app.command("rebuild")
 def rebuild_cmd(
     manifest: Annotated[Path, typer.Argument(help="a manifest written by `corrupt-eval --manifest-only`")],

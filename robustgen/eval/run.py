@@ -1,0 +1,343 @@
+"""``robustgen eval``: ask an OpenAI-compatible VLM every question on the clean image and at every degradation
+level, through the teacher's transport (retries, rate limits, cost cap, response cache), writing one
+predictions file per level; a killed run resumes where it stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from robustgen.annotate.cache import ResponseCache, cache_key
+from robustgen.annotate.transport import (
+    BudgetExhausted,
+    CostMeter,
+    RateLimiter,
+    RetryPolicy,
+    Transport,
+    TransportError,
+)
+from robustgen.errors import RobustgenError
+from robustgen.eval.extract import LETTERS, extract_choice, judge_open
+from robustgen.images import data_url
+from robustgen.pipelines.corrupt import DEFAULT_LEVELS, level_names, recipe_planner
+from robustgen.pipelines.output import Output
+from robustgen.pipelines.process import load_row_image
+from robustgen.pipelines.sources import read_source
+from robustgen.schemas import Failure, SourceRow, Usage
+from robustgen.schemas.redaction import add_secret, add_url_secrets
+
+PROMPT_VERSION = "eval-1"
+CLEAN = "clean"
+
+
+class EvalConfig(BaseModel):
+    """One evaluation run: the input, the model, the levels and how they are drawn."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str
+    out: str
+    model: str
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    format: str = "auto"
+    levels: list[float] = Field(default_factory=lambda: list(DEFAULT_LEVELS))
+    recipe: dict[str, Any] = Field(default_factory=dict)
+    seed: int = Field(default=0, ge=0)
+    limit: int | None = Field(default=None, ge=1)
+    concurrency: int = Field(default=4, ge=1)
+    rpm: float = Field(default=0.0, ge=0)
+    max_cost: float | None = Field(default=None, gt=0)
+    price_in: float = Field(default=0.0, ge=0)
+    price_out: float = Field(default=0.0, ge=0)
+    images: bool = True
+    max_image_side: int = Field(default=768, ge=32)
+    max_tokens: int = Field(default=64, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=6, ge=0)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What changes the predictions (not speed, spending or where the output goes)."""
+        from robustgen.annotate.openai_teacher import public_url
+        from robustgen.degrade.recipes import Recipe
+
+        return {
+            "input": _digest(self.input),
+            "format": self.format,
+            "model": self.model,
+            "endpoint": public_url(self.base_url),
+            "levels": self.levels,
+            "recipe": Recipe.from_dict(self.recipe).to_dict(),
+            "seed": self.seed,
+            "limit": self.limit,
+            "images": self.images,
+            "max_image_side": self.max_image_side,
+            "prompt_version": PROMPT_VERSION,
+        }
+
+
+class EvalSummary(BaseModel):
+    items: int
+    asked: int
+    resumed: int
+    failed: int
+    tokens: int
+    cost_usd: float
+
+
+def _digest(source: str) -> str:
+    path = Path(source)
+    if path.is_file():
+        with path.open("rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    return source
+
+
+def prompt_for(row: SourceRow) -> str:
+    """VLMEvalKit's wording: options as letters, and the letter asked for; open questions in a short phrase."""
+    if row.choices:
+        options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(row.choices))
+        return f"{row.question}\nOptions:\n{options}\nAnswer with the option's letter from the given choices directly."
+    return f"{row.question}\nAnswer the question using a single word or phrase."
+
+
+def _row_id(row: SourceRow, source: str) -> str:
+    """The id predictions are joined on: a VLMEvalKit TSV's own ``index``, else the row id."""
+    stem = Path(source).stem
+    if source.lower().endswith(".tsv") and row.id.startswith(f"{stem}-"):
+        return row.id[len(stem) + 1 :]
+    return row.id
+
+
+class Predictions:
+    """``DIR/predictions/LEVEL.jsonl``, appended line by line; a line torn by a kill is dropped on resume."""
+
+    def __init__(self, root: Path, names: list[str]) -> None:
+        self.dir = root / "predictions"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.done: dict[str, set[str]] = {}
+        self.files = {}
+        for name in names:
+            path = self.dir / f"{name}.jsonl"
+            lines = path.read_bytes().splitlines() if path.exists() else []
+            good = []
+            for raw in lines:
+                try:
+                    good.append(json.loads(raw))
+                except ValueError:
+                    continue
+            if len(good) != len(lines):
+                path.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in good), encoding="utf-8")
+            self.done[name] = {x["id"] for x in good if isinstance(x, dict) and "id" in x}
+            self.files[name] = path.open("a", encoding="utf-8")
+
+    def add(self, level: str, line: dict[str, Any]) -> None:
+        f = self.files[level]
+        f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        f.flush()
+        self.done[level].add(line["id"])
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+class Asker:
+    """Questions to the VLM: one transport (retries, limits, cost cap), a response cache."""
+
+    def __init__(self, cfg: EvalConfig, cache_dir: Path) -> None:
+        import openai
+
+        key = os.environ.get(cfg.api_key_env, "")
+        add_secret(key)
+        add_url_secrets(cfg.base_url)
+        if not key and cfg.base_url is None:
+            raise RobustgenError(f"eval needs an API key in ${cfg.api_key_env} (or --base-url for a local server)")
+        client = openai.AsyncOpenAI(
+            api_key=key or "sk-no-key-needed", base_url=cfg.base_url, max_retries=0, timeout=cfg.timeout_s
+        )
+        self.cfg = cfg
+        self.transport = Transport(
+            client,
+            RetryPolicy(cfg.max_retries, 0.5, 30.0, cfg.timeout_s),
+            RateLimiter(cfg.rpm, 0.0),
+            CostMeter(cfg.price_in, cfg.price_out, cfg.max_cost),
+            concurrency=cfg.concurrency,
+            secret=key or None,
+            seed=cfg.seed,
+        )
+        self.cache = ResponseCache(cache_dir)
+
+    async def ask(self, text: str, image: np.ndarray | None, usage: Usage) -> str:
+        content: Any = text
+        image_hash = ""
+        if image is not None and self.cfg.images:
+            url, image_hash = await asyncio.to_thread(data_url, image, self.cfg.max_image_side)
+            content = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}]
+        key = cache_key(
+            {
+                "v": PROMPT_VERSION,
+                "model": self.cfg.model,
+                "text": text,
+                "image": image_hash,
+                "max": self.cfg.max_tokens,
+            }
+        )
+        if (hit := self.cache.get(key)) is not None:
+            usage.cache_hits += 1
+            return hit["content"]
+        body = {
+            "model": self.cfg.model,
+            "messages": [{"role": "user", "content": content}],
+            "temperature": 0.0,
+            "max_tokens": self.cfg.max_tokens,
+        }
+        resp = await self.transport.chat(body, usage, estimated_tokens=self.cfg.max_tokens + 800)
+        answer = resp.choices[0].message.content or ""
+        self.cache.put(key, {"content": answer})
+        return answer
+
+
+def _levels(cfg: EvalConfig) -> list[str]:
+    return [CLEAN, *(str(n) for n in level_names(cfg.levels))]
+
+
+def _batches(rows: Iterator[SourceRow | Failure], size: int, limit: int | None) -> Iterator[list]:
+    batch: list = []
+    for n, row in enumerate(rows):
+        if limit is not None and n >= limit:
+            break
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run_eval(cfg: EvalConfig, on_item: Callable[[], None] | None = None) -> EvalSummary:
+    """Ask every pending (item, level) once; ``RobustgenError`` for usage problems."""
+    from robustgen.degrade.recipes import Recipe
+
+    out = Path(cfg.out)
+    recipe = Recipe.from_dict(cfg.recipe)
+    names = _levels(cfg)
+    holder = Output(str(out))
+    with holder.exclusive():
+        run_file = out / ".work" / "run.json"
+        fp = cfg.fingerprint()
+        if run_file.exists():
+            old = json.loads(run_file.read_text(encoding="utf-8"))
+            diff = sorted(k for k in set(fp) | set(old) if fp.get(k) != old.get(k))
+            if diff:
+                raise RobustgenError(
+                    f"{out}: holds an eval with different settings ({', '.join(diff)}); use another --out"
+                )
+        run_file.parent.mkdir(parents=True, exist_ok=True)
+        run_file.write_text(json.dumps(fp, indent=2, sort_keys=True), encoding="utf-8")
+        asker = Asker(cfg, out / ".work" / "vlm-cache")
+        preds = Predictions(out, names)
+        try:
+            return asyncio.run(_run(cfg, recipe, names, asker, preds, on_item))
+        finally:
+            preds.close()
+
+
+async def _run(cfg, recipe, names, asker: Asker, preds: Predictions, on_item) -> EvalSummary:
+    planner = recipe_planner(recipe, cfg.seed, cfg.levels)
+    usage = Usage()
+    failures: list[dict[str, Any]] = []
+    counts = {"items": 0, "asked": 0, "resumed": 0}
+    rows = read_source(cfg.input, cfg.format)
+    for batch in _batches(rows, max(8, 4 * cfg.concurrency), cfg.limit):  # one batch of images in memory
+        jobs = []
+        for row in batch:
+            counts["items"] += 1
+            if isinstance(row, Failure):
+                failures.append({"id": row.id, "level": "*", "reason": row.reason})
+                continue
+            rid = _row_id(row, cfg.input)
+            pending = [n for n in names if rid not in preds.done[n]]
+            if not pending:
+                counts["resumed"] += 1
+                continue
+            try:
+                clean = await asyncio.to_thread(load_row_image, row)
+                wants_levels = any(n != CLEAN for n in pending)
+                levels = await asyncio.to_thread(planner, clean, rid) if wants_levels else []
+            except (RobustgenError, ValueError) as exc:
+                failures.append({"id": rid, "level": "*", "reason": str(exc)})
+                continue
+            images = {CLEAN: (clean, [])}
+            for name, (img, plan) in zip(names[1:], levels, strict=False):
+                images[name] = (img, [d.model_dump(mode="json") for d in plan.degradations])
+            for name in pending:
+                jobs.append(_one(cfg, asker, preds, row, rid, name, *images[name], usage, failures))
+        for result in await asyncio.gather(*jobs):
+            counts["asked"] += result
+        if on_item:
+            on_item()
+    (Path(cfg.out) / "failures.jsonl").write_text(
+        "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures), encoding="utf-8"
+    )
+    return EvalSummary(
+        items=counts["items"],
+        asked=counts["asked"],
+        resumed=counts["resumed"],
+        failed=len(failures),
+        tokens=usage.total_tokens,
+        cost_usd=round(usage.cost_usd, 6),
+    )
+
+
+async def _one(
+    cfg,
+    asker: Asker,
+    preds: Predictions,
+    row: SourceRow,
+    rid: str,
+    level: str,
+    image,
+    degradations,
+    usage: Usage,
+    failures: list,
+) -> int:
+    try:
+        raw = await asker.ask(prompt_for(row), image, usage)
+    except BudgetExhausted as exc:
+        failures.append({"id": rid, "level": level, "reason": f"budget: {exc}"})
+        return 0
+    except TransportError as exc:
+        failures.append({"id": rid, "level": level, "reason": f"request failed: {exc}"})
+        return 0
+    if row.choices:
+        idx = extract_choice(raw, row.choices)
+        extracted = LETTERS[idx] if idx is not None else None
+        correct = idx is not None and row.answer is not None and str(idx) == row.answer.strip()
+        answer = LETTERS[int(row.answer)] if row.answer and row.answer.strip().isdigit() else row.answer
+    else:
+        extracted, answer = raw.strip(), row.answer
+        correct = row.answer is not None and judge_open(raw, row.answer)
+    preds.add(
+        level,
+        {
+            "id": rid,
+            "level": level,
+            "question": row.question,
+            "choices": row.choices,
+            "answer": answer,
+            "prediction": raw,
+            "extracted": extracted,
+            "correct": bool(correct),
+            "degradations": degradations,
+        },
+    )
+    return 1
