@@ -153,3 +153,30 @@ def test_real_llm_probe_validate_reask_and_cache(llama_server, tmp_path):
         assert type(a) is type(b)
         if not isinstance(a, TeacherFailure):
             assert a.chain == b.chain
+
+
+def test_eval_end_to_end_against_the_real_server_text_only(llama_server, tmp_path):
+    """`robustgen eval --no-images` on a small VLMEvalKit TSV: every item asked at every level of a real model,
+    predictions kept verbatim, and a report whose counts add up."""
+    import base64
+
+    from robustgen.images import encode, load_image
+
+    from ..helpers import robustgen_cmd
+
+    b64 = base64.b64encode(encode(load_image("skimage:coffee")[:64, :64], "jpg")).decode()
+    rows = ["index\tquestion\tA\tB\tanswer\timage"]
+    rows += [f"{i}\tIs coffee a drink?\tyes\tno\tA\t{b64}" for i in range(3)]
+    tsv = tmp_path / "Tiny.tsv"
+    tsv.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    cmd = [*robustgen_cmd(), "eval", str(tsv), "--out", str(out), "--model", "smollm2", "--base-url", llama_server]
+    res = subprocess.run([*cmd, "--no-images", "--api-key-env", "NO_KEY"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["levels"]) == {"clean", "25", "50", "100"}
+    for name, cell in report["levels"].items():
+        preds = [json.loads(x) for x in (out / "predictions" / f"{name}.jsonl").read_text().splitlines()]
+        assert cell["n"] == len(preds) == 3
+        assert cell["accuracy"] == sum(p["correct"] for p in preds) / 3
+        assert all(isinstance(p["prediction"], str) for p in preds)
