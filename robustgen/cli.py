@@ -534,13 +534,16 @@ def corrupt_eval_cmd(
         bool,
         typer.Option("--manifest-only", help="write one small manifest (records + pixel hashes) instead of images"),
     ] = False,
+    protocol: Annotated[
+        str, typer.Option(help="recipe (default) or robust-r1 (the paper's generator, seeded)")
+    ] = "recipe",
 ) -> None:
     """Degraded copies of an evaluation set, one per level, same degraders per image at every level."""
-    from robustgen.pipelines.corrupt import corrupt_eval, parse_levels
+    from robustgen.pipelines.corrupt import corrupt_eval, parse_levels, protocol_recipe
 
     with user_errors():
         lv = parse_levels(levels)
-        rec = Recipe.load(recipe) if recipe is not None else None
+        rec = protocol_recipe(protocol, Recipe.load(recipe) if recipe is not None else None)
         report = corrupt_eval(source, out_dir, lv, rec, seed, manifest_only=manifest_only)
     for p in report.paths:
         out.print(f"wrote {p}")
@@ -567,14 +570,17 @@ def eval_cmd(
     max_cost: Annotated[float | None, typer.Option(help="stop sending at this USD total")] = None,
     no_images: Annotated[bool, typer.Option("--no-images", help="text only (for text-only endpoints)")] = False,
     fmt: Annotated[str, typer.Option("--format", help="source format (auto by default)")] = "auto",
+    protocol: Annotated[
+        str, typer.Option(help="recipe (default) or robust-r1 (the paper's generator, seeded)")
+    ] = "recipe",
 ) -> None:
     """Ask a VLM every question on the clean image and at every level; write predictions and the report."""
     from robustgen.eval.report import write_report
     from robustgen.eval.run import EvalConfig, run_eval
-    from robustgen.pipelines.corrupt import parse_levels
+    from robustgen.pipelines.corrupt import parse_levels, protocol_recipe
 
     with user_errors():
-        rec = Recipe.load(recipe) if recipe is not None else Recipe()
+        rec = protocol_recipe(protocol, Recipe.load(recipe) if recipe is not None else None)
         try:
             cfg = EvalConfig(
                 input=source,
@@ -605,6 +611,27 @@ def eval_cmd(
     )
     if summary.failed:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@app.command("eval-report")
+def eval_report_cmd(
+    vlmeval_preds: Annotated[
+        list[Path], typer.Option("--vlmeval-preds", help="VLMEvalKit prediction files (clean and _Robust_NN)")
+    ],
+    manifest: Annotated[Path, typer.Option(help="the corrupt-eval manifest the _Robust_ sets were built from")],
+    out_dir: Annotated[Path, typer.Option("--out", help="report folder")],
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+) -> None:
+    """The robustness report from VLMEvalKit's own predictions, without re-running a model."""
+    from robustgen.eval.report import write_report
+    from robustgen.eval.vlmeval import predictions_from_vlmeval
+
+    with user_errors():
+        counts = predictions_from_vlmeval(vlmeval_preds, manifest, out_dir)
+        report = write_report(out_dir, seed)
+    for name, c in report["levels"].items():
+        out.print(f"{name}: {counts.get(name, 0)} rows, accuracy {c['accuracy']:.3f}")
+    out.print(f"-> {out_dir / 'report.md'}")
 
 
 @app.command("eval-compare")

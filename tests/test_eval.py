@@ -220,3 +220,64 @@ def test_eval_usage_errors_are_one_line(tmp_path, bench):
     assert res.returncode == 2 and "no such file" in res.stderr and "Traceback" not in res.stderr
     res = run("eval", bench, "--out", tmp_path / "o2", "--model", "m", "--api-key-env", "SURELY_UNSET_KEY")
     assert res.returncode == 2 and "SURELY_UNSET_KEY" in res.stderr
+
+
+def test_the_robust_r1_protocol_is_the_papers_generator_seeded(bench, tmp_path):
+    from robustgen.pipelines.corrupt import ROBUST_R1_TYPES
+
+    types = {n for group in ROBUST_R1_TYPES.values() for n in group}
+    assert len(types) == 16
+    for out in ("a", "b"):
+        res = run(
+            "corrupt-eval", bench, "--out", tmp_path / out, "--protocol", "robust-r1", "--manifest-only", "--seed", 5
+        )
+        assert res.returncode == 0, res.stderr
+    a, b = ((tmp_path / o / "Colours.manifest.jsonl").read_text() for o in ("a", "b"))
+    assert a == b  # seeded: the same sets every time
+    entries = [json.loads(x) for x in a.splitlines()[1:]]
+    by_id: dict[str, list] = {}
+    for e in entries:
+        (d,) = e["degradations"]
+        assert d["name"] in types and d["severity"] == {25: 0.23, 50: 0.45, 100: 0.9}[e["level"]]
+        by_id.setdefault(e["id"], []).append(d["name"])
+    assert all(len(set(v)) == 1 and len(v) == 3 for v in by_id.values())  # one type per image, every level
+    res = run(
+        "corrupt-eval",
+        bench,
+        "--out",
+        tmp_path / "c",
+        "--protocol",
+        "robust-r1",
+        "--recipe",
+        bench.parent / "blur.yaml",
+    )
+    assert res.returncode == 2 and "drop --recipe" in res.stderr
+
+
+def test_a_report_from_vlmeval_prediction_files(bench, tmp_path):
+    import pandas as pd
+
+    assert run("corrupt-eval", bench, "--out", tmp_path / "m", "--manifest-only").returncode == 0
+    manifest = tmp_path / "m" / "Colours.manifest.jsonl"
+    src = pd.read_csv(bench, sep="\t").drop(columns="image")
+    files = []
+    for level, wrong_every in (("", 0), ("_Robust_25", 0), ("_Robust_50", 4), ("_Robust_100", 2)):
+        df = src.copy()
+        df["prediction"] = [
+            f"({'ABCD'[(i + 1) % 4]})" if wrong_every and i % wrong_every == 0 else f"Answer: {a}"
+            for i, a in zip(df["index"], df["answer"], strict=True)
+        ]
+        path = tmp_path / f"fake-model_Colours{level}.{'xlsx' if not level else 'tsv'}"
+        if path.suffix == ".xlsx":
+            df.to_excel(path, index=False)
+        else:
+            df.to_csv(path, sep="\t", index=False)
+        files.append(path)
+    args = [x for f in files for x in ("--vlmeval-preds", f)]
+    res = run("eval-report", *args, "--manifest", manifest, "--out", tmp_path / "r")
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert [report["levels"][n]["accuracy"] for n in ("clean", "25", "50", "100")] == [1.0, 1.0, 0.75, 0.5]
+    assert report["levels"]["100"]["mcnemar_p"] == pytest.approx(sps.binomtest(0, 12, 0.5).pvalue)
+    preds = [json.loads(x) for x in (tmp_path / "r" / "predictions" / "50.jsonl").read_text().splitlines()]
+    assert all(p["degradations"] for p in preds)  # joined to the manifest's exact records

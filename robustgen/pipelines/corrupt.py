@@ -29,6 +29,30 @@ from robustgen.schemas.sample import printable
 
 DEFAULT_LEVELS = (0.23, 0.45, 0.9)
 
+#: the released Robust-R1 evaluation generator's 16 degradation types (add_degradation/generate_degradation.py),
+#: as robustgen's degraders; within each of the four stages its weights are equal and sum to the same total, so a
+#: stage is drawn uniformly, then a type within it: exactly what a recipe with equal weights draws
+ROBUST_R1_TYPES = {
+    "acquisition": ("lens_blur", "lens_flare", "motion_blur", "dirty_lens", "saturation"),
+    "transmission": ("compression", "block_change", "shifting", "scan_lines"),
+    "environment": ("darkness", "atmospheric_turbulence", "noise", "color_diffusion"),
+    "postprocessing": ("sharpness_change", "graffiti", "watermark_damage"),
+}
+PROTOCOLS = ("recipe", "robust-r1")
+
+
+def protocol_recipe(protocol: str, recipe: Recipe | None) -> Recipe:
+    """The recipe a protocol draws with: ``recipe`` (the given one, or the default), or ``robust-r1`` (one
+    degradation per image from the paper's 16 types, its stage uniform, the same type at every level)."""
+    if protocol not in PROTOCOLS:
+        raise RobustgenError(f"--protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+    if protocol == "recipe":
+        return recipe or Recipe()
+    if recipe is not None:
+        raise RobustgenError("--protocol robust-r1 fixes the degraders; drop --recipe")
+    names = [n for group in ROBUST_R1_TYPES.values() for n in group]
+    return Recipe.from_dict({"name": "robust-r1", "degraders": names, "per_image": {"min": 1, "max": 1}})
+
 
 def parse_levels(text: str) -> list[float]:
     try:
