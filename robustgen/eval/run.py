@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -210,19 +210,6 @@ def _levels(cfg: EvalConfig) -> list[str]:
     return [CLEAN, *(str(n) for n in level_names(cfg.levels))]
 
 
-def _batches(rows: Iterator[SourceRow | Failure], size: int, limit: int | None) -> Iterator[list]:
-    batch: list = []
-    for n, row in enumerate(rows):
-        if limit is not None and n >= limit:
-            break
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def run_eval(cfg: EvalConfig, on_item: Callable[[], None] | None = None) -> EvalSummary:
     """Ask every pending (item, level) once; ``RobustgenError`` for usage problems."""
     from robustgen.degrade.recipes import Recipe
@@ -252,39 +239,52 @@ def run_eval(cfg: EvalConfig, on_item: Callable[[], None] | None = None) -> Eval
 
 
 async def _run(cfg, recipe, names, asker: Asker, preds: Predictions, on_item) -> EvalSummary:
+    """Items flow through a window of ``4 x concurrency``: the next item's images are prepared while others wait
+    for replies, so requests in flight stay at the concurrency, and no more than the window's images are held."""
     planner = recipe_planner(recipe, cfg.seed, cfg.levels)
     usage = Usage()
     failures: list[dict[str, Any]] = []
     counts = {"items": 0, "asked": 0, "resumed": 0}
-    rows = read_source(cfg.input, cfg.format)
-    for batch in _batches(rows, max(8, 4 * cfg.concurrency), cfg.limit):  # one batch of images in memory
-        jobs = []
-        for row in batch:
-            counts["items"] += 1
+    window = asyncio.Semaphore(max(8, 4 * cfg.concurrency))
+    running: set[asyncio.Task] = set()
+
+    async def item(row: SourceRow | Failure) -> None:
+        try:
             if isinstance(row, Failure):
                 failures.append({"id": row.id, "level": "*", "reason": row.reason})
-                continue
+                return
             rid = _row_id(row, cfg.input)
             pending = [n for n in names if rid not in preds.done[n]]
             if not pending:
                 counts["resumed"] += 1
-                continue
+                return
             try:
                 clean = await asyncio.to_thread(load_row_image, row)
                 wants_levels = any(n != CLEAN for n in pending)
                 levels = await asyncio.to_thread(planner, clean, rid) if wants_levels else []
             except (RobustgenError, ValueError) as exc:
                 failures.append({"id": rid, "level": "*", "reason": str(exc)})
-                continue
+                return
             images = {CLEAN: (clean, [])}
             for name, (img, plan) in zip(names[1:], levels, strict=False):
                 images[name] = (img, [d.model_dump(mode="json") for d in plan.degradations])
-            for name in pending:
-                jobs.append(_one(cfg, asker, preds, row, rid, name, *images[name], usage, failures))
-        for result in await asyncio.gather(*jobs):
-            counts["asked"] += result
-        if on_item:
-            on_item()
+            jobs = [_one(cfg, asker, preds, row, rid, n, *images[n], usage, failures) for n in pending]
+            counts["asked"] += sum(await asyncio.gather(*jobs))
+        finally:
+            window.release()
+            if on_item:
+                on_item()
+
+    for n, row in enumerate(read_source(cfg.input, cfg.format)):
+        if cfg.limit is not None and n >= cfg.limit:
+            break
+        counts["items"] += 1
+        await window.acquire()
+        task = asyncio.create_task(item(row))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    if running:
+        await asyncio.gather(*running)
     (Path(cfg.out) / "failures.jsonl").write_text(
         "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures), encoding="utf-8"
     )
