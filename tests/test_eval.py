@@ -281,3 +281,33 @@ def test_a_report_from_vlmeval_prediction_files(bench, tmp_path):
     assert report["levels"]["100"]["mcnemar_p"] == pytest.approx(sps.binomtest(0, 12, 0.5).pvalue)
     preds = [json.loads(x) for x in (tmp_path / "r" / "predictions" / "50.jsonl").read_text().splitlines()]
     assert all(p["degradations"] for p in preds)  # joined to the manifest's exact records
+
+
+def test_a_robustgen_dataset_folder_is_an_eval_input(tmp_path):
+    ds = tmp_path / "ds"
+    assert run("synth", "--out", ds, "--limit", 3).returncode == 0
+
+    def always_a(body):
+        return "A", "stop"
+
+    with FakeOpenAI(replier=always_a) as server:
+        res = run(
+            "eval",
+            ds,
+            "--out",
+            tmp_path / "run",
+            "--model",
+            "m",
+            "--base-url",
+            server.url,
+            "--api-key-env",
+            "NO_KEY_HERE",
+            "--levels",
+            "0.5",
+        )
+    assert res.returncode == 0, res.stderr
+    preds = _predictions(tmp_path / "run")
+    records = sorted(
+        json.loads(x)["id"] for shard in (ds / "data").glob("*.jsonl") for x in shard.read_text().splitlines()
+    )
+    assert sorted(p["id"] for p in preds["clean"]) == records and sorted(preds) == ["100", "clean"]

@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,35 @@ def prompt_for(row: SourceRow) -> str:
         options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(row.choices))
         return f"{row.question}\nOptions:\n{options}\nAnswer with the option's letter from the given choices directly."
     return f"{row.question}\nAnswer the question using a single word or phrase."
+
+
+def eval_rows(source: str, fmt: str = "auto") -> Iterator[SourceRow | Failure]:
+    """The items of an eval input: any synth source (VLMEvalKit TSV, JSONL, CSV, parquet, samples, ...) or a
+    robustgen dataset folder, whose records are asked on their clean source images."""
+    path = Path(source)
+    if path.is_dir() and (path / "manifest.json").is_file():
+        from robustgen.pipelines.dataset import Dataset
+
+        for rec in Dataset.open(path).records():
+            if rec.source_image.endswith("(embedded)"):
+                yield Failure(
+                    id=rec.id,
+                    source=source,
+                    stage="read",
+                    reason="the clean image was embedded in the "
+                    "source and is not kept in the dataset; evaluate on the source instead",
+                )
+                continue
+            yield SourceRow(
+                id=rec.id,
+                source=source,
+                image=rec.source_image,
+                question=rec.question,
+                answer=rec.answer,
+                choices=rec.choices,
+            )
+        return
+    yield from read_source(source, fmt)
 
 
 def _row_id(row: SourceRow, source: str) -> str:
@@ -275,7 +304,7 @@ async def _run(cfg, recipe, names, asker: Asker, preds: Predictions, on_item) ->
             if on_item:
                 on_item()
 
-    for n, row in enumerate(read_source(cfg.input, cfg.format)):
+    for n, row in enumerate(eval_rows(cfg.input, cfg.format)):
         if cfg.limit is not None and n >= cfg.limit:
             break
         counts["items"] += 1
