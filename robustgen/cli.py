@@ -573,6 +573,9 @@ def eval_cmd(
     protocol: Annotated[
         str, typer.Option(help="recipe (default) or robust-r1 (the paper's generator, seeded)")
     ] = "recipe",
+    extract_model: Annotated[
+        str | None, typer.Option(help="a model that reads the option out of replies the rules cannot (off by default)")
+    ] = None,
 ) -> None:
     """Ask a VLM every question on the clean image and at every level; write predictions and the report."""
     from robustgen.eval.report import write_report
@@ -597,6 +600,7 @@ def eval_cmd(
                 rpm=rpm,
                 max_cost=max_cost,
                 images=not no_images,
+                extract_model=extract_model,
             )
         except ValueError as exc:
             raise RobustgenError(str(exc).splitlines()[-1].strip()) from None

@@ -311,3 +311,21 @@ def test_a_robustgen_dataset_folder_is_an_eval_input(tmp_path):
         json.loads(x)["id"] for shard in (ds / "data").glob("*.jsonl") for x in shard.read_text().splitlines()
     )
     assert sorted(p["id"] for p in preds["clean"]) == records and sorted(preds) == ["100", "clean"]
+
+
+def test_an_extraction_model_reads_replies_the_rules_cannot(bench, tmp_path):
+    def chatty(body):
+        text = json.dumps(body["messages"])
+        if "Which option does the answer choose" in text:
+            return "C", "stop"  # the extraction model's reading
+        return "I would go with the third one.", "stop"
+
+    out = tmp_path / "run"
+    with FakeOpenAI(replier=chatty) as server:
+        res = run(*eval_args(bench, server.url, out), "--levels", "0.5", "--extract-model", "reader")
+        assert res.returncode == 0, res.stderr
+        extraction = [b for b in server.requests if "Which option" in json.dumps(b["messages"])]
+        assert extraction and all(b["model"] == "reader" for b in extraction)
+    preds = _predictions(out)["clean"]
+    assert all(p["extracted"] == "C" and p["prediction"] == "I would go with the third one." for p in preds)
+    assert sum(p["correct"] for p in preds) == 6  # option C is right on a quarter of the 24 items

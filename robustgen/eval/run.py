@@ -63,6 +63,9 @@ class EvalConfig(BaseModel):
     max_tokens: int = Field(default=64, ge=1)
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=6, ge=0)
+    extract_model: str | None = Field(
+        default=None, description="a model on the same endpoint that reads the option out of a free-form reply"
+    )
 
     def fingerprint(self) -> dict[str, Any]:
         """What changes the predictions (not speed, spending or where the output goes)."""
@@ -81,6 +84,7 @@ class EvalConfig(BaseModel):
             "images": self.images,
             "max_image_side": self.max_image_side,
             "prompt_version": PROMPT_VERSION,
+            "extract_model": self.extract_model,
         }
 
 
@@ -205,7 +209,18 @@ class Asker:
         )
         self.cache = ResponseCache(cache_dir)
 
-    async def ask(self, text: str, image: np.ndarray | None, usage: Usage) -> str:
+    async def extract(self, row: SourceRow, raw: str, usage: Usage) -> int | None:
+        """The option a free-form reply chooses, read by the extraction model (VLMEvalKit's judge step)."""
+        assert row.choices and self.cfg.extract_model
+        options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(row.choices))
+        text = (
+            f"Question: {row.question}\nOptions:\n{options}\nAn answer given: {raw}\n\nWhich option does the answer "
+            f"choose? Reply with its single letter, or Z if it chooses none or several."
+        )
+        reply = await self.ask(text, None, usage, model=self.cfg.extract_model)
+        return extract_choice(reply, row.choices)
+
+    async def ask(self, text: str, image: np.ndarray | None, usage: Usage, model: str | None = None) -> str:
         content: Any = text
         image_hash = ""
         if image is not None and self.cfg.images:
@@ -224,7 +239,7 @@ class Asker:
             usage.cache_hits += 1
             return hit["content"]
         body = {
-            "model": self.cfg.model,
+            "model": model,
             "messages": [{"role": "user", "content": content}],
             "temperature": 0.0,
             "max_tokens": self.cfg.max_tokens,
@@ -349,6 +364,12 @@ async def _one(
         return 0
     if row.choices:
         idx = extract_choice(raw, row.choices)
+        if idx is None and cfg.extract_model:
+            try:
+                idx = await asker.extract(row, raw, usage)
+            except TransportError as exc:
+                failures.append({"id": rid, "level": level, "reason": f"extraction failed: {exc}"})
+                return 0
         extracted = LETTERS[idx] if idx is not None else None
         correct = idx is not None and row.answer is not None and str(idx) == row.answer.strip()
         answer = LETTERS[int(row.answer)] if row.answer and row.answer.strip().isdigit() else row.answer
