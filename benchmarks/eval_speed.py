@@ -41,7 +41,9 @@ def main() -> None:
     img = cv2.resize(load_image("skimage:coffee"), (256, 192))
     rows = ["index\tquestion\tA\tB\tanswer\timage"]
     for i in range(args.items):
-        b64 = base64.b64encode(encode(cv2.flip(img, i % 2), "jpg")).decode()
+        one = img.copy()
+        one[:4, :4] = (i % 256, (i // 256) % 256, 0)  # every image differs: no answer comes from the cache
+        b64 = base64.b64encode(encode(one, "png")).decode()
         rows.append(f"{i}\tWhat is in the cup?\tcoffee\ttea\tA\t{b64}")
     (work / "Bench.tsv").write_text("\n".join(rows) + "\n")
     port = free_port()
