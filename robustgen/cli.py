@@ -71,6 +71,7 @@ def list_cmd(
                 "label": d.label,
                 "stage": d.stage.value,
                 "influence": d.influence,
+                "geometric": d.geometric,
                 "module": type(d).__module__,
                 "params": d.params_schema(),
             }

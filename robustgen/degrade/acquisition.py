@@ -164,6 +164,7 @@ class Saturation(Degrader):
 @register
 class ChromaticAberration(Degrader):
     name, label, stage = "chromatic_aberration", "chromatic aberration", ACQ
+    geometric = True
     influence = "red and blue channels drift apart towards the borders, giving coloured fringes on edges"
 
     class Params(StrictParams):
@@ -248,6 +249,7 @@ class WhiteBalance(Degrader):
 @register
 class RollingShutter(Degrader):
     name, label, stage = "rolling_shutter", "rolling shutter", ACQ
+    geometric = True
     influence = "rows are captured at different times: vertical lines lean and wobble, shapes skew"
 
     class Params(StrictParams):
@@ -360,6 +362,7 @@ class ZoomBlur(Degrader):
 @register
 class LensDistortion(Degrader):
     name, label, stage = "lens_distortion", "lens distortion", ACQ
+    geometric = True
     influence = "straight lines bow outwards (barrel) or inwards (pincushion); shapes near the borders are warped"
 
     class Params(StrictParams):
@@ -401,3 +404,149 @@ class SpeckleNoise(Degrader):
         noise = ops.gaussian_noise(rng, image.shape, params.sigma)
         noise *= image.astype(np.float32)
         return ops.add_noise(image, noise)
+
+
+@register
+class Rotation(Degrader):
+    name, label, stage = "rotation", "rotation", ACQ
+    geometric = True
+    influence = "tilts the whole frame: horizontals and verticals lean, text runs at a slant, the edges are cropped"
+
+    class Params(StrictParams):
+        angle_deg: float = Field(ge=-30, le=30, description="tilt, degrees counter-clockwise (the frame is filled)")
+
+    def params_for(self, severity, rng):
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        return self.Params(angle_deg=round(sign * ops.lerp(0.3, 6.0, severity), 4))
+
+    def apply(self, image, params, rng):
+        h, w = image.shape[:2]
+        if min(h, w) < 4:
+            return image.copy()
+        scale = ops.fill_frame_scale(w, h, params.angle_deg)
+        m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), params.angle_deg, scale)
+        return ops.warp_affine(image, m)
+
+
+@register
+class Perspective(Degrader):
+    name, label, stage = "perspective", "perspective distortion", ACQ
+    geometric = True
+    influence = "the scene is seen at an angle: parallel lines converge, one side looks larger, shapes are skewed"
+
+    class Params(StrictParams):
+        strength: float = Field(
+            ge=0,
+            le=0.4,
+            description="largest inward move of a corner of the seen area, fraction of the side (each "
+            "corner's share is drawn from the record's seed)",
+        )
+
+    def params_for(self, severity, rng):
+        return self.Params(strength=round(ops.lerp(0.01, 0.12, severity), 5))
+
+    def apply(self, image, params, rng):
+        h, w = image.shape[:2]
+        shape = rng.uniform(0.3, 1.0, 8)  # the same corners at every severity of one seed
+        if min(h, w) < 4:
+            return image.copy()
+        c = shape * params.strength
+        src = np.float32(
+            [
+                [c[0] * w, c[1] * h],
+                [w - 1 - c[2] * w, c[3] * h],
+                [w - 1 - c[4] * w, h - 1 - c[5] * h],
+                [c[6] * w, h - 1 - c[7] * h],
+            ]
+        )
+        dst = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+        m = cv2.getPerspectiveTransform(src, dst)
+        return cv2.warpPerspective(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=ops.BORDER)
+
+
+@register
+class CameraShake(Degrader):
+    name, label, stage = "camera_shake", "camera shake", ACQ
+    influence = "a hand-held camera moved during the exposure along a curved path: every edge is smeared into arcs"
+
+    class Params(StrictParams):
+        length: float = Field(
+            gt=0,
+            le=0.1,
+            description="path length, fraction of the shorter side (the path's turns are drawn from the record's seed)",
+        )
+
+    def params_for(self, severity, rng):
+        return self.Params(length=round(ops.lerp(0.008, 0.04, severity), 6))
+
+    def apply(self, image, params, rng):
+        start = float(rng.uniform(-math.pi, math.pi))
+        turns = rng.normal(0.0, 0.6, 7)
+        length = ops.frac_px(image, params.length)
+        if length <= 1.0 or ops.short_side(image) < 4:
+            return image.copy()
+        if length > 12.0:  # long paths: blur at reduced resolution (nothing finer than the path survives anyway)
+            h, w = image.shape[:2]
+            scale = 12.0 / length
+            small = cv2.resize(
+                image, (max(4, round(w * scale)), max(4, round(h * scale))), interpolation=cv2.INTER_AREA
+            )
+            small = self._shake(small, 12.0, start, turns)
+            return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        return self._shake(image, length, start, turns)
+
+    @staticmethod
+    def _shake(image: np.ndarray, length: float, start: float, turns: np.ndarray) -> np.ndarray:
+        step = length / 8.0
+        angle, x, y, pts = 0.0, 0.0, 0.0, [(0.0, 0.0)]
+        for turn in [start, *turns]:
+            angle += float(turn)
+            x, y = x + step * math.cos(angle), y + step * math.sin(angle)
+            pts.append((x, y))
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        size = int(math.ceil(max(max(xs) - min(xs), max(ys) - min(ys)))) + 3
+        size += 1 - size % 2
+        kernel = np.zeros((size, size), np.float32)
+        size += 2 * int(
+            math.ceil(
+                max(abs(sum(xs) / len(xs) - (max(xs) + min(xs)) / 2), abs(sum(ys) / len(ys) - (max(ys) + min(ys)) / 2))
+            )
+        )
+        kernel = np.zeros((size, size), np.float32)
+        # the path's mean point sits on the kernel's centre: the blur smears, it does not shift the picture
+        ox = (size - 1) / 2.0 - sum(xs) / len(xs)
+        oy = (size - 1) / 2.0 - sum(ys) / len(ys)
+        # drawn at 8x and averaged down: a smooth kernel even for paths of a pixel or two
+        big = np.zeros((size * 8, size * 8), np.float32)
+        poly = np.int32([[round((px + ox + 0.5) * 8 * 4), round((py + oy + 0.5) * 8 * 4)] for px, py in pts])
+        cv2.polylines(big, [poly], False, 1.0, thickness=4, lineType=cv2.LINE_AA, shift=2)
+        kernel = cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+        if kernel.sum() <= 0:
+            return image.copy()
+        return cv2.filter2D(image, -1, kernel / kernel.sum(), borderType=ops.BORDER)
+
+
+@register
+class Demosaicing(Degrader):
+    name, label, stage = "demosaicing", "demosaicing artefacts", ACQ
+    influence = "a cheap sensor's colour filter shows through: zipper edges and false colour fringes on fine detail"
+
+    class Params(StrictParams):
+        scale: float = Field(ge=1, le=8, description="the sensor's pixels are this many image pixels wide")
+
+    def params_for(self, severity, rng):
+        return self.Params(scale=round(ops.lerp(1.0, 3.0, severity), 4))
+
+    def apply(self, image, params, rng):
+        h, w = image.shape[:2]
+        sh, sw = max(2, round(h / params.scale)), max(2, round(w / params.scale))
+        small = image if (sh, sw) == (h, w) else cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+        bayer = np.empty(small.shape[:2], np.uint8)  # RGGB mosaic: one colour per photosite
+        bayer[0::2, 0::2] = small[0::2, 0::2, 0]
+        bayer[0::2, 1::2] = small[0::2, 1::2, 1]
+        bayer[1::2, 0::2] = small[1::2, 0::2, 1]
+        bayer[1::2, 1::2] = small[1::2, 1::2, 2]
+        rgb = cv2.cvtColor(bayer, cv2.COLOR_BayerBG2RGB)  # OpenCV names the pattern from the second row
+        if (sh, sw) == (h, w):
+            return rgb
+        return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -37,6 +37,8 @@ class Degrader(ABC):
     stage: ClassVar[Stage]
     influence: ClassVar[str]
     Params: ClassVar[type[BaseModel]]
+    #: moves pixels (rotation, warps, shifts): recipes can leave these out for questions about positions or text
+    geometric: ClassVar[bool] = False
 
     @abstractmethod
     def params_for(self, severity: float, rng: np.random.Generator) -> BaseModel:

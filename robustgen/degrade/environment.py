@@ -35,6 +35,7 @@ class Darkness(Degrader):
 @register
 class AtmosphericTurbulence(Degrader):
     name, label, stage = "atmospheric_turbulence", "atmospheric turbulence", ENV
+    geometric = True
     influence = "heat shimmer warps the image: straight edges wobble and fine detail is smeared"
 
     class Params(StrictParams):
@@ -362,6 +363,7 @@ class Occlusion(Degrader):
 @register
 class GlassBlur(Degrader):
     name, label, stage = "glass_blur", "glass blur", ENV
+    geometric = True
     influence = "seen through frosted or wet glass: pixels are scattered locally and blurred, edges turn grainy"
 
     class Params(StrictParams):
@@ -387,3 +389,30 @@ class GlassBlur(Degrader):
         map_y = offs[1] + np.arange(h, dtype=np.float32)[:, None]
         scattered = cv2.remap(blurred, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
         return ops.gaussian_blur(scattered, ops.frac_px(image, params.sigma) * 0.5)
+
+
+@register
+class Elastic(Degrader):
+    name, label, stage = "elastic", "elastic distortion", ENV
+    geometric = True
+    influence = "the picture is warped like rubber: straight lines wave, shapes bulge and pinch, text wobbles"
+
+    class Params(StrictParams):
+        alpha: float = Field(ge=0, le=0.1, description="largest displacement, fraction of the shorter side")
+        cells: float = Field(ge=1, le=64, description="waves across the shorter side (lower = smoother)")
+
+    def params_for(self, severity, rng):
+        return self.Params(alpha=round(ops.lerp(0.002, 0.03, severity), 6), cells=6.0)
+
+    def apply(self, image, params, rng):
+        h, w = image.shape[:2]
+        if min(h, w) < 4:
+            return image.copy()
+        amp = ops.frac_px(image, params.alpha)
+        lh, lw = ops.low_res_shape(h, w, 128)
+        dx = (ops.smooth_field(rng, lh, lw, params.cells) * 2.0 - 1.0) * amp
+        dy = (ops.smooth_field(rng, lh, lw, params.cells) * 2.0 - 1.0) * amp
+        dx = cv2.resize(dx, (w, h), interpolation=cv2.INTER_LINEAR)
+        dy = cv2.resize(dy, (w, h), interpolation=cv2.INTER_LINEAR)
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        return cv2.remap(image, xs + dx, ys + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)

@@ -276,3 +276,15 @@ def soft_mask_from_layer(layer: np.ndarray, feather_px: float) -> np.ndarray:
     if feather_px > 0.3:
         m = cv2.GaussianBlur(m, (0, 0), feather_px, borderType=BORDER)
     return m
+
+
+def fill_frame_scale(w: int, h: int, angle_deg: float) -> float:
+    """The zoom that makes an image rotated by ``angle_deg`` cover its whole frame (no border shows)."""
+    a = math.radians(abs(angle_deg))
+    c, s = math.cos(a), math.sin(a)
+    return max((w * c + h * s) / w, (w * s + h * c) / h)
+
+
+def warp_affine(image: np.ndarray, m: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=BORDER)

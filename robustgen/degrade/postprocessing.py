@@ -338,3 +338,63 @@ class StickerOverlay(Degrader):
                 out, (cx, cy + r // 8), (r // 2, r // 3), 0, 20, 160, (30, 30, 30), max(1, r // 10), cv2.LINE_AA
             )
         return out
+
+
+@register
+class Halftone(Degrader):
+    name, label, stage = "halftone", "halftone print", POST
+    influence = "printed and scanned: tones become dot patterns, fine detail and thin text break into dots"
+
+    class Params(StrictParams):
+        cell: float = Field(gt=0, le=0.1, description="dot spacing, fraction of the shorter side")
+        angle_deg: float = Field(ge=0, lt=90, description="screen angle, degrees")
+        amount: float = Field(ge=0, le=1, description="mix of the printed dots with the picture")
+
+    def params_for(self, severity, rng):
+        angle = float(rng.uniform(0.0, 90.0))
+        return self.Params(
+            cell=round(ops.lerp(0.004, 0.02, severity), 6),
+            angle_deg=round(angle, 3),
+            amount=round(ops.lerp(0.3, 1.0, severity), 4),
+        )
+
+    def apply(self, image, params, rng):
+        h, w = image.shape[:2]
+        period = max(2.0, ops.frac_px(image, params.cell))
+        a = math.radians(params.angle_deg)
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        u = (xs * math.cos(a) + ys * math.sin(a)) * (2 * math.pi / period)
+        v = (-xs * math.sin(a) + ys * math.cos(a)) * (2 * math.pi / period)
+        screen = (0.5 + 0.25 * (np.cos(u) + np.cos(v)))[:, :, None]  # 0..1 threshold per pixel
+        dots = np.where(image.astype(np.float32) / 255.0 > screen, 255.0, 0.0).astype(np.float32)
+        dots = cv2.GaussianBlur(dots, (0, 0), 0.6)  # the scanner's softness
+        out = image.astype(np.float32) * (1.0 - params.amount) + dots * params.amount
+        return ops.to_uint8(out)
+
+
+@register
+class Shear(Degrader):
+    name, label, stage = "shear", "shear", POST
+    geometric = True
+    influence = "the picture is slanted sideways: verticals lean, rectangles become parallelograms, text is italicised"
+
+    class Params(StrictParams):
+        shear: float = Field(
+            ge=-1, le=1, description="horizontal shift per row, fraction of the row's distance from the centre"
+        )
+
+    def params_for(self, severity, rng):
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        return self.Params(shear=round(sign * ops.lerp(0.01, 0.3, severity), 5))
+
+    def apply(self, image, params, rng):
+        h, w = image.shape[:2]
+        if min(h, w) < 4:
+            return image.copy()
+        s = params.shear
+        scale = 1.0 + abs(s) * h / w  # zoom so the slanted frame still covers the output
+        m = np.float32([[scale, s * scale, 0.0], [0.0, scale, 0.0]])
+        cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+        m[0, 2] = cx - (m[0, 0] * cx + m[0, 1] * cy)
+        m[1, 2] = cy - m[1, 1] * cy
+        return ops.warp_affine(image, m)

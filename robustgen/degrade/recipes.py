@@ -120,7 +120,7 @@ class Recipe(RecipeSchema):
         for d in registry.degraders():
             if allowed is not None and d.name not in allowed:
                 continue
-            if d.name in self.exclude:
+            if d.name in self.exclude or (self.exclude_geometric and d.geometric):
                 continue
             if self.degrader_weights.get(d.name, 1.0) <= 0 or self.stage_weights.get(d.stage, 1.0) <= 0:
                 continue

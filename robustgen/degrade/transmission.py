@@ -58,6 +58,7 @@ class WebpCompression(Degrader):
 @register
 class BlockChange(Degrader):
     name, label, stage = "block_change", "block change", TRN
+    geometric = True
     influence = "rectangular blocks are replaced by copies from elsewhere or flat colour, breaking objects apart"
 
     class Params(StrictParams):
@@ -91,6 +92,7 @@ class BlockChange(Degrader):
 @register
 class Shifting(Degrader):
     name, label, stage = "shifting", "shifting", TRN
+    geometric = True
     influence = "horizontal bands slide sideways, so objects are torn into misaligned strips"
 
     class Params(StrictParams):
@@ -185,6 +187,7 @@ class Downscale(Degrader):
 @register
 class Interlacing(Degrader):
     name, label, stage = "interlacing", "interlacing", TRN
+    geometric = True
     influence = "alternate rows come from shifted fields, giving comb-like jagged edges on every contour"
 
     class Params(StrictParams):
@@ -339,3 +342,70 @@ class ImpulseNoise(Degrader):
         out[u < salt_below] = 255
         out[(u >= salt_below) & (u < pepper_below)] = 0
         return out
+
+
+@register
+class Upsampling(Degrader):
+    name, label, stage = "upsampling", "upsampling artefacts", TRN
+    influence = "a small picture was blown up: blocky or jagged edges, aliasing and moire on fine patterns, soft detail"
+
+    class Params(StrictParams):
+        factor: float = Field(ge=1, le=16, description="downsampling factor (no anti-aliasing) before upscaling back")
+        method: Literal["nearest", "linear", "cubic"] = Field(description="interpolation used to upscale back")
+
+    _FLAGS = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+
+    def params_for(self, severity, rng):
+        method = ("nearest", "linear", "cubic")[int(rng.integers(0, 3))]
+        return self.Params(factor=round(ops.lerp(1.25, 4.0, severity), 4), method=method)
+
+    def apply(self, image, params, rng):
+        h, w = image.shape[:2]
+        sh, sw = max(1, round(h / params.factor)), max(1, round(w / params.factor))
+        if (sh, sw) == (h, w):
+            return image.copy()
+        small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_LINEAR)  # no low-pass first: aliasing kept
+        return cv2.resize(small, (w, h), interpolation=self._FLAGS[params.method])
+
+
+@register
+class Ghosting(Degrader):
+    name, label, stage = "ghosting", "ghosting", TRN
+    influence = "a faint shifted copy of the picture overlays it (signal echo): edges double, text gets a shadow twin"
+
+    class Params(StrictParams):
+        offset: float = Field(ge=0, le=0.2, description="shift of the echo to the right, fraction of the width")
+        amount: float = Field(ge=0, le=0.6, description="strength of the echo")
+
+    def params_for(self, severity, rng):
+        return self.Params(
+            offset=round(ops.lerp(0.005, 0.04, severity), 6), amount=round(ops.lerp(0.1, 0.45, severity), 4)
+        )
+
+    def apply(self, image, params, rng):
+        h, w = image.shape[:2]
+        dx = ops.frac_px(image, params.offset) * w / max(1, ops.short_side(image))
+        echo = ops.warp_affine(image, np.float32([[1, 0, dx], [0, 1, 0]]))
+        return cv2.addWeighted(image, 1.0 - params.amount, echo, params.amount, 0.0)
+
+
+@register
+class AspectSqueeze(Degrader):
+    name, label, stage = "aspect_squeeze", "aspect ratio distortion", TRN
+    geometric = True
+    influence = "shown with the wrong aspect ratio: everything is stretched one way, circles become ovals"
+
+    class Params(StrictParams):
+        factor: float = Field(ge=1, le=3, description="stretch along the axis (the centre is kept, the rest cropped)")
+        vertical: bool = Field(description="stretch vertically (else horizontally)")
+
+    def params_for(self, severity, rng):
+        return self.Params(factor=round(ops.lerp(1.05, 1.8, severity), 4), vertical=bool(rng.random() < 0.5))
+
+    def apply(self, image, params, rng):
+        h, w = image.shape[:2]
+        if min(h, w) < 4:
+            return image.copy()
+        fx, fy = (1.0, params.factor) if params.vertical else (params.factor, 1.0)
+        m = np.float32([[fx, 0, (1 - fx) * (w - 1) / 2.0], [0, fy, (1 - fy) * (h - 1) / 2.0]])
+        return ops.warp_affine(image, m)

@@ -122,6 +122,9 @@ class Recipe(BaseModel):
         default=None, description="degrader names that may be drawn; null = every registered one"
     )
     exclude: list[str] = Field(default_factory=list, description="names never drawn")
+    exclude_geometric: bool = Field(
+        default=False, description="never draw degraders that move pixels (questions about positions or text)"
+    )
     stage_weights: dict[Stage, float] = Field(
         default_factory=dict, description="relative weight of each stage (missing = 1)"
     )
