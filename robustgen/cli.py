@@ -87,6 +87,19 @@ def list_cmd(
     out.print(table)
 
 
+@app.command("recipes")
+def recipes_cmd() -> None:
+    """The recipes shipped with robustgen (use one with --recipe NAME)."""
+    from robustgen.degrade.recipes import presets
+
+    table = Table(title="recipes (--recipe NAME)")
+    table.add_column("name")
+    table.add_column("what it draws")
+    for name, description in presets().items():
+        table.add_row(name, description)
+    out.print(table)
+
+
 @app.command("teachers")
 def teachers_cmd(as_json: Annotated[bool, typer.Option("--json", help="machine-readable list")] = False) -> None:
     """Every registered teacher (built-ins and robustgen.teachers plugins) and its settings."""

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from robustgen.annotate.gate import CODES, gate_chain
+from robustgen.annotate.validate import expected_types
 from robustgen.degrade import registry
 from robustgen.degrade.apply import plan_one
 from robustgen.schemas import AppliedDegradation, ReasoningChain
@@ -29,7 +30,7 @@ def records_of(pairs: list[list[Any]]) -> list[AppliedDegradation]:
 def findings_of(row: dict[str, Any], cfg: ChainGate | None = None) -> set[str]:
     degs = records_of(row["degradations"])
     chain = ReasoningChain(
-        types=[(d.label, round(d.severity, 2)) for d in degs],
+        types=expected_types(degs),
         influence=row["influence"],
         reasoning=row["reasoning"],
         conclusion=row["conclusion"],

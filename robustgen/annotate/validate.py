@@ -17,8 +17,16 @@ _REFUSAL = re.compile(
 )
 
 
+#: the TYPE of a clean control (an image kept undegraded): rendered ``none(0.00)``
+CLEAN_TYPE = ("none", 0.0)
+
+
 def expected_types(degradations: list[AppliedDegradation]) -> list[tuple[str, float]]:
-    """The TYPE entries a chain must carry: labels and severities rounded to two decimals, in order."""
+    """The TYPE entries a chain must carry: labels and severities rounded to two decimals, in order; a clean
+    control (no degradation) carries ``none(0.00)``, which the chain parser, the released Robust-R1 reward code
+    and robustgen's rewards all read as one more (label, severity) pair."""
+    if not degradations:
+        return [CLEAN_TYPE]
     return [(d.label, round(d.severity, 2)) for d in degradations]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from robustgen.degrade.apply import check_severity, plan_one
 from robustgen.degrade.base import Degrader
 from robustgen.degrade.seeding import generator
 from robustgen.errors import RecipeError
-from robustgen.schemas import PAPER_ORDER, PHYSICAL_ORDER, DegradationPlan, Stage
+from robustgen.schemas import PAPER_ORDER, PHYSICAL_ORDER, AppliedDegradation, DegradationPlan, Stage
 from robustgen.schemas import Recipe as RecipeSchema
 
 
@@ -72,7 +73,10 @@ class Recipe(RecipeSchema):
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
-        """Load a recipe from YAML or JSON; ``RecipeError`` names the file and the field."""
+        """Load a recipe from YAML or JSON, or a preset by name (``robustgen recipes``); ``RecipeError`` names the
+        file and the field."""
+        if not Path(path).exists() and str(path) in presets():
+            path = _preset_path(str(path))
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -135,8 +139,20 @@ class Recipe(RecipeSchema):
         return round(dist.low + (dist.high - dist.low) * u, 6) or dist.low
 
     def sample(self, seed: int, sample_id: str) -> DegradationPlan:
-        """The plan for one sample; a pure function of (recipe, seed, sample_id)."""
-        rng = generator(seed, f"sample:{sample_id}")
+        """The plan for one sample; a pure function of (recipe, seed, sample_id).
+
+        A clean control (``clean_fraction``) has no degradation at all. With ``passes`` > 1 the draw is repeated
+        with independent parameters and the passes applied one after another (second-order degradation, as in
+        Real-ESRGAN); every application is a record of its own, in order."""
+        if self.clean_fraction > 0 and generator(seed, f"clean:{sample_id}").random() < self.clean_fraction:
+            return DegradationPlan(sample_id=sample_id, seed=seed, degradations=[])
+        records: list[AppliedDegradation] = []
+        for k in range(self.passes):  # pass 0 draws from the stream a one-pass recipe always used
+            rng = generator(seed, f"sample:{sample_id}" if k == 0 else f"sample:{sample_id}:pass{k}")
+            records += self._one_pass(rng)
+        return DegradationPlan(sample_id=sample_id, seed=seed, degradations=records)
+
+    def _one_pass(self, rng: np.random.Generator) -> list[AppliedDegradation]:
         pool = self.candidates()
         n = int(rng.integers(self.per_image.min, self.per_image.max + 1))
         chosen: list[Degrader] = []
@@ -148,11 +164,27 @@ class Recipe(RecipeSchema):
             dw = np.array([self.degrader_weights.get(d.name, 1.0) for d in in_stage], dtype=np.float64)
             pick = in_stage[int(rng.choice(len(in_stage), p=dw / dw.sum()))]
             chosen.append(pick)
-            pool = [d for d in pool if d is not pick and not (self.one_per_stage and d.stage is stage)]
+            if not self.repeat:
+                pool = [d for d in pool if d is not pick]
+            if self.one_per_stage:
+                pool = [d for d in pool if d.stage is not stage]
         if self.order == "random":
             chosen = [chosen[i] for i in rng.permutation(len(chosen))]
         else:
             order = PHYSICAL_ORDER if self.order == "physical" else PAPER_ORDER
             chosen.sort(key=lambda d: order.index(d.stage))  # stable: draw order within a stage
-        records = [plan_one(d, self._severity(rng), rng) for d in chosen]
-        return DegradationPlan(sample_id=sample_id, seed=seed, degradations=records)
+        return [plan_one(d, self._severity(rng), rng) for d in chosen]
+
+
+def _preset_path(name: str) -> Path:
+    return Path(str(files("robustgen.degrade").joinpath("presets", f"{name}.yaml")))
+
+
+def presets() -> dict[str, str]:
+    """The recipes shipped with the package: name -> one-line description."""
+    out = {}
+    for entry in sorted(files("robustgen.degrade").joinpath("presets").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            data = yaml.safe_load(entry.read_text(encoding="utf-8")) or {}
+            out[entry.name[: -len(".yaml")]] = str(data.get("description", ""))
+    return out

@@ -50,8 +50,7 @@ def protocol_recipe(protocol: str, recipe: Recipe | None) -> Recipe:
         return recipe or Recipe()
     if recipe is not None:
         raise RobustgenError("--protocol robust-r1 fixes the degraders; drop --recipe")
-    names = [n for group in ROBUST_R1_TYPES.values() for n in group]
-    return Recipe.from_dict({"name": "robust-r1", "degraders": names, "per_image": {"min": 1, "max": 1}})
+    return Recipe.load("robust-r1")  # the preset: its levels are corrupt-eval's own, its degraders the 16 types
 
 
 def parse_levels(text: str) -> list[float]:

@@ -118,6 +118,7 @@ class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = "default"
+    description: str = Field(default="", description="one line: what the recipe is for (shown by `robustgen recipes`)")
     degraders: list[str] | None = Field(
         default=None, description="degrader names that may be drawn; null = every registered one"
     )
@@ -133,6 +134,17 @@ class Recipe(BaseModel):
     )
     per_image: CountRange = Field(default_factory=CountRange)
     one_per_stage: bool = Field(default=False, description="at most one degrader from each stage")
+    repeat: bool = Field(default=False, description="a degrader may be drawn more than once in one pass")
+    passes: int = Field(
+        default=1,
+        ge=1,
+        le=3,
+        description="draws applied one after another, each with its own parameters (2 = "
+        "second-order degradation as in Real-ESRGAN)",
+    )
+    clean_fraction: float = Field(
+        default=0.0, ge=0.0, le=0.5, description="share of images kept clean as controls (no degradation record)"
+    )
     severity: SeverityDistribution = Field(default_factory=SeverityDistribution)
     order: Literal["physical", "paper", "random"] = "physical"
     reasoning_length: LengthBand = Field(default_factory=LengthBand, description="REASONING word band")
