@@ -87,6 +87,37 @@ def list_cmd(
     out.print(table)
 
 
+@app.command("calibrate")
+def calibrate_cmd(
+    images: Annotated[
+        Path | None, typer.Option(help="reference images (default: the photos scikit-image ships)")
+    ] = None,
+    out_file: Annotated[Path, typer.Option("--out", help="the calibration table to write (JSON)")] = Path(
+        "calibration.json"
+    ),
+    seeds: Annotated[int, typer.Option(min=1, max=10, help="noise seeds per image and severity")] = 2,
+    degrader: Annotated[list[str] | None, typer.Option(help="only these degraders; repeatable")] = None,
+) -> None:
+    """Measure each degrader's mean quality drop (1 - SSIM and GMSD) against severity; write the table that
+    `calibrated: true` recipes use (robustgen ships one built on the bundled photos)."""
+    from robustgen.degrade.calibration import measure, reference_images, report
+
+    with user_errors():
+        refs = reference_images(images)
+        if not refs:
+            raise RobustgenError(f"{images}: no images found")
+        names = [registry.get(n).name for n in degrader] if degrader else None
+        table = measure(refs, names, seeds=seeds)
+        out_file.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    rep = report(table)
+    misses = [f"{n} ({r['why']})" for n, r in rep["degraders"].items() if not r["ok"] and not r["geometric"]]
+    out.print(
+        f"wrote {out_file}: {len(table['degraders'])} degraders on {len(refs)} images; at severity 0.5 the target "
+        f"1 - SSIM is {rep['target']}, {100 * rep['share_within']:.0f}% of the non-geometric degraders within "
+        f"+-0.05 once calibrated" + (f"; not: {', '.join(misses)}" if misses else "")
+    )
+
+
 @app.command("recipes")
 def recipes_cmd() -> None:
     """The recipes shipped with robustgen (use one with --recipe NAME)."""
@@ -272,6 +303,9 @@ def preview(
     degrader: Annotated[list[str] | None, typer.Option(help="degrader name; repeatable (default: all)")] = None,
     seed: Annotated[int, typer.Option(min=0)] = 0,
     cell: Annotated[int, typer.Option(min=32, max=1024, help="tile size in pixels")] = 192,
+    calibrated: Annotated[
+        bool, typer.Option("--calibrated", help="columns at calibrated severities (same mean drop per column)")
+    ] = False,
 ) -> None:
     """A labelled contact sheet: one row per degrader at severities 0.1 0.25 0.5 0.75 1.0."""
     from robustgen.degrade.preview import contact_sheet
@@ -280,7 +314,7 @@ def preview(
         names = [registry.get(n).name for n in degrader] if degrader else None
         if out_file.suffix.lower() != ".png":
             raise RobustgenError(f"--out {out_file}: preview writes PNG; use a .png file name")
-        sheet = contact_sheet(load_image(image), names, seed=seed, cell=cell)
+        sheet = contact_sheet(load_image(image), names, seed=seed, cell=cell, calibrated=calibrated)
         write_image(out_file, sheet)
     out.print(f"wrote {out_file} ({sheet.shape[1]}x{sheet.shape[0]})")
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from robustgen.degrade import registry
 from robustgen.degrade.apply import degrade_image
+from robustgen.degrade.calibration import calibrated_severity, shipped_table
 from robustgen.images import to_rgb_uint8
 
 PREVIEW_SEVERITIES: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 1.0)
@@ -25,6 +26,7 @@ def contact_sheet(
     severities: Sequence[float] = PREVIEW_SEVERITIES,
     seed: int = 0,
     cell: int = 192,
+    calibrated: bool = False,
 ) -> np.ndarray:
     """uint8 RGB grid: a clean column, then the image degraded at each severity, per degrader.
 
@@ -42,14 +44,15 @@ def contact_sheet(
     sheet_h = head_h + len(chosen) * (th + pad) + pad
     sheet_w = label_w + cols * (tw + pad) + pad
     sheet = np.full((sheet_h, sheet_w, 3), 250, np.uint8)
-    headers = ["clean"] + [f"severity {s:g}" for s in severities]
+    headers = ["clean"] + [f"{'calibrated ' if calibrated else 'severity '}{s:g}" for s in severities]
     for c, text in enumerate(headers):
         _put(sheet, text, label_w + c * (tw + pad) + pad, head_h - 12, 0.5)
     for r, d in enumerate(chosen):
         y = head_h + r * (th + pad) + pad
         _put(sheet, d.name, 8, y + th // 2 - 4, 0.52, thick=1)
         _put(sheet, f"{d.label} / {d.stage.value}", 8, y + th // 2 + 16, 0.4, color=(90, 90, 90))
-        tiles = [tile_src] + [degrade_image(tile_src, d.name, s, seed=seed)[0] for s in severities]
+        own = [calibrated_severity(shipped_table(), d.name, s) for s in severities] if calibrated else list(severities)
+        tiles = [tile_src] + [degrade_image(tile_src, d.name, s, seed=seed)[0] for s in own]
         for c, tile in enumerate(tiles):
             x = label_w + c * (tw + pad) + pad
             sheet[y : y + th, x : x + tw] = tile

@@ -173,7 +173,14 @@ class Recipe(RecipeSchema):
         else:
             order = PHYSICAL_ORDER if self.order == "physical" else PAPER_ORDER
             chosen.sort(key=lambda d: order.index(d.stage))  # stable: draw order within a stage
-        return [plan_one(d, self._severity(rng), rng) for d in chosen]
+        severities = [self._severity(rng) for _ in chosen]
+        if self.calibrated:
+            from robustgen.degrade.calibration import calibrated_severity, shipped_table
+
+            severities = [
+                calibrated_severity(shipped_table(), d.name, s) for d, s in zip(chosen, severities, strict=True)
+            ]
+        return [plan_one(d, s, rng) for d, s in zip(chosen, severities, strict=True)]
 
 
 def _preset_path(name: str) -> Path:

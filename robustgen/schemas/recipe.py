@@ -142,6 +142,11 @@ class Recipe(BaseModel):
         description="draws applied one after another, each with its own parameters (2 = "
         "second-order degradation as in Real-ESRGAN)",
     )
+    calibrated: bool = Field(
+        default=False,
+        description="map each drawn severity to the degrader's own, so one severity gives one mean "
+        "quality drop whatever the degrader (the shipped calibration table)",
+    )
     clean_fraction: float = Field(
         default=0.0, ge=0.0, le=0.5, description="share of images kept clean as controls (no degradation record)"
     )

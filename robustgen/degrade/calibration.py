@@ -1,0 +1,148 @@
+"""Calibrated severity: the same requested severity gives the same mean quality drop whatever the degrader.
+
+``measure`` degrades a reference set at a grid of severities and records each degrader's mean quality drop:
+1 - SSIM, and GMSD (gradient magnitude similarity deviation, Xue et al. 2014), a measure that is not SSIM.
+The catalog's target at a severity is the median drop of the non-geometric degraders there; a degrader's
+calibrated severity for a requested one is where its own (monotone) drop curve meets the target. A table built
+on the photos scikit-image ships comes with the package (``robustgen calibrate`` rebuilds it, or builds one on
+your images)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from robustgen.degrade import registry
+from robustgen.degrade.apply import degrade_image
+from robustgen.degrade.quality import ssim
+
+GRID: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+TOLERANCE = 0.05  # |drop - target| within this counts as calibrated
+TABLE_VERSION = 1
+
+
+def gmsd(clean: np.ndarray, degraded: np.ndarray) -> float:
+    """Gradient magnitude similarity deviation on the luma (0 = identical; larger = worse)."""
+    a = cv2.cvtColor(clean, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    b = cv2.cvtColor(degraded, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    a, b = cv2.blur(a, (2, 2))[::2, ::2], cv2.blur(b, (2, 2))[::2, ::2]
+    kx = np.array([[1, 0, -1], [1, 0, -1], [1, 0, -1]], np.float32) / 3.0
+
+    def grad(x: np.ndarray) -> np.ndarray:
+        return np.sqrt(cv2.filter2D(x, -1, kx) ** 2 + cv2.filter2D(x, -1, kx.T) ** 2)
+
+    ga, gb = grad(a), grad(b)
+    c = 170.0
+    gms = (2 * ga * gb + c) / (ga * ga + gb * gb + c)
+    return float(gms.std())
+
+
+def measure(
+    images: Sequence[np.ndarray], names: Iterable[str] | None = None, seeds: int = 2, grid: Sequence[float] = GRID
+) -> dict[str, Any]:
+    """The calibration table: per degrader and grid severity the mean 1 - SSIM and GMSD over images x seeds."""
+    chosen = [registry.get(n) for n in names] if names else registry.degraders()
+    table: dict[str, Any] = {"version": TABLE_VERSION, "grid": list(grid), "images": len(images), "seeds": seeds}
+    table["degraders"] = {}
+    for d in chosen:
+        ssim_drop, gm = [], []
+        for s in grid:
+            a, b = [], []
+            for img in images:
+                for seed in range(seeds):
+                    out = degrade_image(img, d.name, s, seed=seed)[0]
+                    a.append(1.0 - ssim(img, out))
+                    b.append(gmsd(img, out))
+            ssim_drop.append(round(float(np.mean(a)), 5))
+            gm.append(round(float(np.mean(b)), 5))
+        table["degraders"][d.name] = {"geometric": d.geometric, "ssim_drop": ssim_drop, "gmsd": gm}
+    table["target"] = _target(table)
+    return table
+
+
+def _target(table: dict[str, Any]) -> list[float]:
+    rows = [v["ssim_drop"] for v in table["degraders"].values() if not v["geometric"]]
+    return [round(float(np.median([r[i] for r in rows])), 5) for i in range(len(table["grid"]))]
+
+
+def _monotone(curve: Sequence[float]) -> np.ndarray:
+    return np.maximum.accumulate(np.asarray(curve, dtype=np.float64))
+
+
+def calibrated_severity(table: dict[str, Any], name: str, severity: float) -> float:
+    """The severity at which ``name`` reaches the catalog's target drop for ``severity`` (clamped to its range;
+    a degrader missing from the table keeps the requested severity)."""
+    entry = table["degraders"].get(name)
+    if entry is None:
+        return severity
+    grid = np.asarray(table["grid"], dtype=np.float64)
+    want = float(np.interp(severity, grid, table["target"]))
+    curve = _monotone(entry["ssim_drop"])
+    if want >= curve[-1]:
+        return 1.0
+    if want <= curve[0]:
+        return float(grid[0])
+    # the first grid step that reaches the target, interpolated within it
+    i = int(np.searchsorted(curve, want, side="left"))
+    lo, hi = curve[i - 1], curve[i]
+    t = 0.0 if hi <= lo else (want - lo) / (hi - lo)
+    return round(float(grid[i - 1] + t * (grid[i] - grid[i - 1])), 4)
+
+
+def report(table: dict[str, Any], measured: dict[str, Any] | None = None, at: float = 0.5) -> dict[str, Any]:
+    """How well calibration holds at severity ``at``: each degrader's drop at its calibrated severity (from
+    ``measured``, a table measured with calibration on; else interpolated from ``table``) against the target."""
+    target = float(np.interp(at, table["grid"], table["target"]))
+    rows = {}
+    for name, entry in table["degraders"].items():
+        s = calibrated_severity(table, name, at)
+        if measured is not None and name in measured:
+            drop = measured[name]
+        else:
+            drop = float(np.interp(s, table["grid"], _monotone(entry["ssim_drop"])))
+        ok = abs(drop - target) <= TOLERANCE
+        why = ""
+        if not ok:
+            top = float(_monotone(entry["ssim_drop"])[-1])
+            why = f"reaches at most {top:.3f} at severity 1" if top < target else "too strong even at its weakest"
+        rows[name] = {"severity": s, "drop": round(drop, 4), "ok": ok, "geometric": entry["geometric"], "why": why}
+    plain = [r for r in rows.values() if not r["geometric"]]
+    share = sum(r["ok"] for r in plain) / max(1, len(plain))
+    return {"at": at, "target": round(target, 4), "share_within": round(share, 3), "degraders": rows}
+
+
+def reference_images(folder: str | Path | None = None, side: int = 192) -> list[np.ndarray]:
+    """The reference set: the photos scikit-image ships (default) or every image in ``folder``, longer side
+    resized to ``side``."""
+    from robustgen.images import SAMPLE_IMAGES, load_image, read_image
+
+    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+    if folder is None:
+        raw = [load_image(f"skimage:{n}") for n in SAMPLE_IMAGES]
+    else:
+        paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+        raw = [read_image(p) for p in paths]
+    out = []
+    for img in raw:
+        h, w = img.shape[:2]
+        k = side / max(h, w)
+        out.append(cv2.resize(img, (max(8, round(w * k)), max(8, round(h * k))), interpolation=cv2.INTER_AREA))
+    return out
+
+
+@cache
+def shipped_table() -> dict[str, Any]:
+    """The table built on the bundled photos (package data)."""
+    return json.loads(files("robustgen.degrade").joinpath("calibration.json").read_text(encoding="utf-8"))
+
+
+def load_table(path: str | Path | None = None) -> dict[str, Any]:
+    return shipped_table() if path is None else json.loads(Path(path).read_text(encoding="utf-8"))
