@@ -361,6 +361,9 @@ def synth(
     concurrency: Annotated[int | None, typer.Option(help="teacher setting concurrency: requests in flight")] = None,
     max_cost: Annotated[float | None, typer.Option(help="teacher setting max_cost: stop sending at this USD")] = None,
     export_to: Annotated[str | None, typer.Option("--export", help="then export: llamafactory,robust-r1,trl")] = None,
+    task: Annotated[
+        str, typer.Option(help="answer (the source's questions) or degradation-qa (perception tasks from the records)")
+    ] = "answer",
     judge: Annotated[
         str | None, typer.Option("--judge", help="score accepted chains with this model (off by default)")
     ] = None,
@@ -413,6 +416,7 @@ def synth(
                 batch_size=batch_size,
                 retry_failed=retry_failed,
                 judge=judge_cfg,
+                task=task,
             )
         except ValueError as exc:
             raise RobustgenError(str(exc).splitlines()[-1].strip()) from None

@@ -66,6 +66,10 @@ class SynthConfig(BaseModel):
     overwrite: bool = False
     retry_failed: bool = Field(default=False, description="on resume, process earlier failures again")
     judge: dict[str, Any] | None = Field(default=None, description="judge settings (JudgeConfig); None = no judge")
+    task: Literal["answer", "degradation-qa"] = Field(
+        default="answer",
+        description="answer: the source's questions; degradation-qa: perception tasks from the records",
+    )
 
     @cached_property
     def checked_recipe(self) -> Recipe:
@@ -98,6 +102,7 @@ class SynthConfig(BaseModel):
             "question": self.question,
             "coco_root": self.coco_root,
             "split": self.split,
+            **({"task": self.task} if self.task != "answer" else {}),
         }
 
 
@@ -315,6 +320,7 @@ def job_spec(cfg: SynthConfig) -> JobSpec:
         teacher_config=t.config.model_dump(mode="json"),
         cache_dir=t.cache_dir,
         judge=cfg.judge,
+        task=cfg.task,
     )
 
 
@@ -482,6 +488,7 @@ class JobSpec(BaseModel):
     teacher_config: dict[str, Any]
     cache_dir: str | None
     judge: dict[str, Any] | None = None
+    task: str = "answer"
 
     def recipe_obj(self) -> Recipe:
         return _cached("recipe", self.recipe, lambda: Recipe.from_dict(self.recipe))
@@ -516,7 +523,7 @@ def _degrade(spec: JobSpec, rows: list[SourceRow]) -> list[tuple[DegradedSample,
     results = []
     for row in rows:
         try:
-            results.append(process.degrade_row(row, rec, spec.seed, out, spec.image_format))
+            results.append(process.degrade_row(row, rec, spec.seed, out, spec.image_format, spec.task))
         except Exception as exc:  # a bug must cost one row, not the run
             results.append(process.fail(row, "internal", f"{type(exc).__name__}: {exc}"))
     return results
@@ -745,7 +752,7 @@ def synth(
             if cfg.format != "auto"
             else (detect_format(Path(cfg.source)) if Path(cfg.source).exists() else "auto")
         )
-        if reason := teacher_cls.check_source(open_ended=fmt == "folder"):
+        if reason := teacher_cls.check_source(open_ended=fmt == "folder" and cfg.task == "answer"):
             raise RobustgenError(f"{cfg.source}: {reason}")
     with out.exclusive():  # one run per folder at a time: a second writer is refused, not interleaved
         return _run(cfg, out, started, on_progress, on_start)

@@ -42,12 +42,17 @@ def fail(row: SourceRow, stage: str, reason: str, **kw: Any) -> Failure:
 
 
 def degrade_row(
-    row: SourceRow, recipe: Recipe, seed: int, out: Output, image_format: str
+    row: SourceRow, recipe: Recipe, seed: int, out: Output, image_format: str, task: str = "answer"
 ) -> tuple[DegradedSample, Images] | Failure:
-    """Decode, plan, degrade and write the degraded image; the sample and its pixels, or a failure."""
+    """Decode, plan, degrade and write the degraded image; the sample and its pixels, or a failure. With
+    ``task`` ``degradation-qa`` the row's question becomes a perception task about its own degradations."""
     try:
         clean = load_row_image(row)
         plan = recipe.sample(seed=seed, sample_id=row.id)
+        if task == "degradation-qa":
+            from robustgen.pipelines.perception import perception_row
+
+            row = perception_row(row, plan.degradations, seed)
         degraded = replay(clean, plan.degradations)
         rel = image_relpath(row.id, image_format)
         out.write_bytes(rel, encode(degraded, image_format), atomic=False)
