@@ -511,10 +511,10 @@ def _run_with_progress(cfg, run_synth):
 @app.command("export")
 def export_cmd(
     dataset: Annotated[Path, typer.Argument(help="a folder written by `robustgen synth`")],
-    to: Annotated[str, typer.Option("--to", help="llamafactory | robust-r1 | trl")],
+    to: Annotated[str, typer.Option("--to", help="llamafactory | robust-r1 | trl | verl | easyr1")],
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")],
 ) -> None:
-    """Export a dataset for LLaMA-Factory (ShareGPT), Robust-R1 GRPO (JSONL) or TRL (parquet)."""
+    """Export a dataset for LLaMA-Factory (ShareGPT), Robust-R1 GRPO (JSONL), TRL, verl or EasyR1 (parquet)."""
     from robustgen.pipelines.exports import export
 
     with user_errors():

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from robustgen.errors import RobustgenError
 from robustgen.pipelines.dataset import Dataset, validate_dataset
@@ -14,7 +15,8 @@ from robustgen.schemas.chain import ROBUST_R1_INSTRUCTION
 from robustgen.schemas.chain import question_text as _question_text
 from robustgen.schemas.training import TRAINING_FEATURES, training_row
 
-EXPORT_FORMATS = ("llamafactory", "robust-r1", "trl")
+EXPORT_FORMATS = ("llamafactory", "robust-r1", "trl", "verl", "easyr1")
+ROW_GROUP = 256  # rows per parquet row group: exports stream, holding one group's images at a time
 
 
 def question_text(rec: DatasetRecord) -> str:
@@ -141,6 +143,125 @@ def export_trl(root: str | Path, out: str | Path) -> Path:
     return path
 
 
+def _image_cell(ds: Dataset, rec: DatasetRecord) -> dict[str, Any]:
+    return {"bytes": rec.image_in(ds.root).read_bytes(), "path": Path(rec.image).name}
+
+
+def _stream_parquet(path: Path, schema, rows) -> None:
+    """Write ``rows`` (an iterator of dicts) as parquet, one row group of ``ROW_GROUP`` rows at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= ROW_GROUP:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                batch = []
+        if batch:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+    tmp.replace(path)
+
+
+def export_verl(root: str | Path, out: str | Path) -> Path:
+    """verl's RLHFDataset parquet: ``data_source``, a chat ``prompt`` whose text holds one ``<image>``
+    placeholder (verl splits on it), ``images`` as ``{bytes, path}``, ``ability``, ``reward_model`` (rule style,
+    the ground truth) and ``extra_info`` (index, id, question, answer, choices, the reference chain and the exact
+    degradation records)."""
+    import pyarrow as pa
+
+    ds, out = _checked(root), Path(out)
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    schema = pa.schema(
+        [
+            ("data_source", pa.string()),
+            ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+            ("images", pa.list_(image)),
+            ("ability", pa.string()),
+            ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+            (
+                "extra_info",
+                pa.struct(
+                    [
+                        ("index", pa.int64()),
+                        ("id", pa.string()),
+                        ("question", pa.string()),
+                        ("answer", pa.string()),
+                        ("choices", pa.list_(pa.string())),
+                        ("solution", pa.string()),
+                        ("degradations", pa.string()),
+                    ]
+                ),
+            ),
+        ]
+    )
+
+    def rows():
+        for i, rec in enumerate(ds.records()):
+            text = f"<image>{question_text(rec)}\n{ROBUST_R1_INSTRUCTION}"
+            yield {
+                "data_source": "robustgen",
+                "prompt": [{"role": "user", "content": text}],
+                "images": [_image_cell(ds, rec)],
+                "ability": "robust-vqa",
+                "reward_model": {"style": "rule", "ground_truth": rec.chain.answer},
+                "extra_info": {
+                    "index": i,
+                    "id": rec.id,
+                    "question": rec.question,
+                    "answer": rec.chain.answer,
+                    "choices": list(rec.choices) if rec.choices else None,
+                    "solution": rec.response,
+                    "degradations": json.dumps([d.model_dump(mode="json") for d in rec.degradations]),
+                },
+            }
+
+    path = out / "train.parquet"
+    _stream_parquet(path, schema, rows())
+    return path
+
+
+def export_easyr1(root: str | Path, out: str | Path) -> Path:
+    """EasyR1's multimodal layout (as its geometry3k example): ``problem`` holding the ``<image>`` placeholder,
+    ``answer`` (the ground truth its rule rewards compare with) and ``images``; plus ``id``, ``choices``,
+    ``solution`` and ``degradations`` for robustgen's own rewards. Use ``data.prompt_key=problem
+    data.answer_key=answer data.image_key=images``."""
+    import pyarrow as pa
+
+    ds, out = _checked(root), Path(out)
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    schema = pa.schema(
+        [
+            ("problem", pa.string()),
+            ("answer", pa.string()),
+            ("images", pa.list_(image)),
+            ("id", pa.string()),
+            ("choices", pa.list_(pa.string())),
+            ("solution", pa.string()),
+            ("degradations", pa.string()),
+        ]
+    )
+
+    def rows():
+        for rec in ds.records():
+            yield {
+                "problem": f"<image>{question_text(rec)}",
+                "answer": rec.chain.answer,
+                "images": [_image_cell(ds, rec)],
+                "id": rec.id,
+                "choices": list(rec.choices) if rec.choices else None,
+                "solution": rec.response,
+                "degradations": json.dumps([d.model_dump(mode="json") for d in rec.degradations]),
+            }
+
+    path = out / "train.parquet"
+    _stream_parquet(path, schema, rows())
+    return path
+
+
 def export(root: str | Path, fmt: str, out: str | Path) -> Path:
     if fmt == "llamafactory":
         return export_llamafactory(root, out)
@@ -148,4 +269,8 @@ def export(root: str | Path, fmt: str, out: str | Path) -> Path:
         return export_robust_r1(root, out)
     if fmt == "trl":
         return export_trl(root, out)
+    if fmt == "verl":
+        return export_verl(root, out)
+    if fmt == "easyr1":
+        return export_easyr1(root, out)
     raise RobustgenError(f"--to {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}")

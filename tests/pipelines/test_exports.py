@@ -217,3 +217,38 @@ def test_corrupt_eval_folder(tmp_path):
         d = tmp_path / "out" / f"imgs_Robust_{n}"
         assert (d / "a.png").is_file() and (d / "sub" / "b.jpg").is_file()
         assert len((d / "degradations.jsonl").read_text().splitlines()) == 2
+
+
+def test_verl_parquet_as_rlhfdataset_reads_it(dataset, tmp_path):
+    """verl's RLHFDataset loads the parquet with `datasets`, splits each message's text on <image>/<video>
+    into typed parts and opens every image dict's bytes with PIL: the same steps here."""
+    import io
+    import re
+
+    import datasets
+    from PIL import Image
+
+    res = cli("export", dataset, "--to", "verl", "--out", tmp_path)
+    assert res.returncode == 0, res.stderr
+    rows = datasets.load_dataset("parquet", data_files=str(tmp_path / "train.parquet"))["train"]
+    assert len(rows) == 8
+    for i, row in enumerate(rows):
+        assert row["data_source"] == "robustgen" and row["ability"] and row["reward_model"]["style"] == "rule"
+        parts = [p for m in row["prompt"] for p in re.split("(<image>|<video>)", m["content"])]
+        assert parts.count("<image>") == len(row["images"]) == 1 and "<video>" not in parts
+        with Image.open(io.BytesIO(row["images"][0]["bytes"])) as im:
+            assert im.convert("RGB").size[0] > 0
+        info = row["extra_info"]
+        assert info["index"] == i and row["reward_model"]["ground_truth"] == info["answer"]
+        assert json.loads(info["degradations"]) and parse_chain(info["solution"]).answer == info["answer"]
+
+
+def test_easyr1_parquet_has_its_keys_and_one_image_per_placeholder(dataset, tmp_path):
+    import datasets
+
+    assert cli("export", dataset, "--to", "easyr1", "--out", tmp_path).returncode == 0
+    rows = datasets.load_dataset("parquet", data_files=str(tmp_path / "train.parquet"))["train"]
+    assert len(rows) == 8 and {"problem", "answer", "images"} <= set(rows.column_names)
+    for row in rows:
+        assert row["problem"].count("<image>") == len(row["images"]) == 1
+        assert row["answer"] == parse_chain(row["solution"]).answer
