@@ -364,6 +364,9 @@ def synth(
     task: Annotated[
         str, typer.Option(help="answer (the source's questions) or degradation-qa (perception tasks from the records)")
     ] = "answer",
+    keep_clean: Annotated[
+        bool, typer.Option("--keep-clean", help="store each clean image too (for restoration pairs: --to robust-u1)")
+    ] = False,
     judge: Annotated[
         str | None, typer.Option("--judge", help="score accepted chains with this model (off by default)")
     ] = None,
@@ -417,6 +420,7 @@ def synth(
                 retry_failed=retry_failed,
                 judge=judge_cfg,
                 task=task,
+                keep_clean=keep_clean,
             )
         except ValueError as exc:
             raise RobustgenError(str(exc).splitlines()[-1].strip()) from None
@@ -511,7 +515,7 @@ def _run_with_progress(cfg, run_synth):
 @app.command("export")
 def export_cmd(
     dataset: Annotated[Path, typer.Argument(help="a folder written by `robustgen synth`")],
-    to: Annotated[str, typer.Option("--to", help="llamafactory | robust-r1 | trl | verl | easyr1")],
+    to: Annotated[str, typer.Option("--to", help="llamafactory | robust-r1 | trl | verl | easyr1 | robust-u1")],
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")],
 ) -> None:
     """Export a dataset for LLaMA-Factory (ShareGPT), Robust-R1 GRPO (JSONL), TRL, verl or EasyR1 (parquet)."""

@@ -143,6 +143,15 @@ def validate_dataset(root: str | Path) -> list[str]:
             problems.append(f"{where} ({rec.id}): chain quality {finding}")
         if rec.answer is not None and not answer_matches(rec.chain.answer, rec.answer, rec.choices):
             problems.append(f"{where} ({rec.id}): chain answer {rec.chain.answer!r} does not match {rec.answer!r}")
+        if rec.clean_image is not None:
+            try:
+                with Image.open(rec.clean_image_in(ds.root)) as im:
+                    if im.size != (rec.width, rec.height):
+                        problems.append(f"{where} ({rec.id}): clean image is {im.size[0]}x{im.size[1]}")
+            except ValueError as exc:
+                problems.append(f"{where} ({rec.id}): clean image {exc}")
+            except Exception as exc:  # noqa: BLE001  (a hostile file)
+                problems.append(f"{where} ({rec.id}): clean image unreadable ({_line(exc)})")
         try:
             img = rec.image_in(ds.root)
         except ValueError as exc:

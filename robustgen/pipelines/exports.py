@@ -15,7 +15,7 @@ from robustgen.schemas.chain import ROBUST_R1_INSTRUCTION
 from robustgen.schemas.chain import question_text as _question_text
 from robustgen.schemas.training import TRAINING_FEATURES, training_row
 
-EXPORT_FORMATS = ("llamafactory", "robust-r1", "trl", "verl", "easyr1")
+EXPORT_FORMATS = ("llamafactory", "robust-r1", "trl", "verl", "easyr1", "robust-u1")
 ROW_GROUP = 256  # rows per parquet row group: exports stream, holding one group's images at a time
 
 
@@ -262,6 +262,27 @@ def export_easyr1(root: str | Path, out: str | Path) -> Path:
     return path
 
 
+def export_robust_u1(root: str | Path, out: str | Path) -> Path:
+    """Robust-U1's restoration pairs: JSONL rows ``{prompt, image, target_image}`` (degraded -> clean), paths
+    relative to ``out``; needs a dataset built with ``synth --keep-clean``. Clean images shared by several
+    samples are placed once."""
+    ds, out = _checked(root), Path(out)
+    lines = []
+    for rec in ds.records():
+        if rec.clean_image is None:
+            raise RobustgenError(f"{root}: record {rec.id} has no clean image; build the dataset with --keep-clean")
+        _place_image(rec.image_in(ds.root), out / rec.image)
+        _place_image(rec.clean_image_in(ds.root), out / rec.clean_image)
+        labels = ", ".join(d.label for d in rec.degradations) or "nothing (the image is clean)"
+        prompt = f"<image>Restore this image: remove the {labels} and recover the clean picture."
+        row = {"id": rec.id, "prompt": prompt, "image": rec.image, "target_image": rec.clean_image}
+        lines.append(json.dumps(row, ensure_ascii=False))
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "robust_u1.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def export(root: str | Path, fmt: str, out: str | Path) -> Path:
     if fmt == "llamafactory":
         return export_llamafactory(root, out)
@@ -273,4 +294,6 @@ def export(root: str | Path, fmt: str, out: str | Path) -> Path:
         return export_verl(root, out)
     if fmt == "easyr1":
         return export_easyr1(root, out)
+    if fmt == "robust-u1":
+        return export_robust_u1(root, out)
     raise RobustgenError(f"--to {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}")

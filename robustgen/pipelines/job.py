@@ -66,6 +66,7 @@ class SynthConfig(BaseModel):
     overwrite: bool = False
     retry_failed: bool = Field(default=False, description="on resume, process earlier failures again")
     judge: dict[str, Any] | None = Field(default=None, description="judge settings (JudgeConfig); None = no judge")
+    keep_clean: bool = Field(default=False, description="store each clean image too (content-addressed, lossless)")
     task: Literal["answer", "degradation-qa"] = Field(
         default="answer",
         description="answer: the source's questions; degradation-qa: perception tasks from the records",
@@ -103,6 +104,7 @@ class SynthConfig(BaseModel):
             "coco_root": self.coco_root,
             "split": self.split,
             **({"task": self.task} if self.task != "answer" else {}),
+            **({"keep_clean": True} if self.keep_clean else {}),
         }
 
 
@@ -321,6 +323,7 @@ def job_spec(cfg: SynthConfig) -> JobSpec:
         cache_dir=t.cache_dir,
         judge=cfg.judge,
         task=cfg.task,
+        keep_clean=cfg.keep_clean,
     )
 
 
@@ -489,6 +492,7 @@ class JobSpec(BaseModel):
     cache_dir: str | None
     judge: dict[str, Any] | None = None
     task: str = "answer"
+    keep_clean: bool = False
 
     def recipe_obj(self) -> Recipe:
         return _cached("recipe", self.recipe, lambda: Recipe.from_dict(self.recipe))
@@ -523,7 +527,7 @@ def _degrade(spec: JobSpec, rows: list[SourceRow]) -> list[tuple[DegradedSample,
     results = []
     for row in rows:
         try:
-            results.append(process.degrade_row(row, rec, spec.seed, out, spec.image_format, spec.task))
+            results.append(process.degrade_row(row, rec, spec.seed, out, spec.image_format, spec.task, spec.keep_clean))
         except Exception as exc:  # a bug must cost one row, not the run
             results.append(process.fail(row, "internal", f"{type(exc).__name__}: {exc}"))
     return results

@@ -19,7 +19,7 @@ from robustgen.degrade.apply import replay
 from robustgen.degrade.quality import psnr, ssim
 from robustgen.degrade.recipes import Recipe
 from robustgen.errors import RobustgenError
-from robustgen.images import SAMPLE_PREFIX, decode, encode, load_image, read_bytes
+from robustgen.images import SAMPLE_PREFIX, decode, encode, load_image, pixel_sha256, read_bytes
 from robustgen.pipelines.output import DATA_DIR, WORK_DIR, Output, image_relpath, shard_name
 from robustgen.schemas import DatasetRecord, DegradedSample, Failure, LengthBand, Quality, SourceRow, render_chain
 from robustgen.schemas.recipe import ChainGate
@@ -42,7 +42,13 @@ def fail(row: SourceRow, stage: str, reason: str, **kw: Any) -> Failure:
 
 
 def degrade_row(
-    row: SourceRow, recipe: Recipe, seed: int, out: Output, image_format: str, task: str = "answer"
+    row: SourceRow,
+    recipe: Recipe,
+    seed: int,
+    out: Output,
+    image_format: str,
+    task: str = "answer",
+    keep_clean: bool = False,
 ) -> tuple[DegradedSample, Images] | Failure:
     """Decode, plan, degrade and write the degraded image; the sample and its pixels, or a failure. With
     ``task`` ``degradation-qa`` the row's question becomes a perception task about its own degradations."""
@@ -56,14 +62,27 @@ def degrade_row(
         degraded = replay(clean, plan.degradations)
         rel = image_relpath(row.id, image_format)
         out.write_bytes(rel, encode(degraded, image_format), atomic=False)
+        clean_rel = write_clean(out, clean) if keep_clean else None
     except RobustgenError as exc:
         return fail(row, "degrade", str(exc))
     except OSError as exc:
         return fail(row, "write", f"could not write the image: {exc}")
     h, w = clean.shape[:2]
     quality = Quality(psnr=round(psnr(clean, degraded), 4), ssim=round(ssim(clean, degraded), 6))
-    sample = DegradedSample(row=row, image=rel, width=w, height=h, degradations=plan.degradations, quality=quality)
+    sample = DegradedSample(
+        row=row, image=rel, width=w, height=h, degradations=plan.degradations, quality=quality, clean_image=clean_rel
+    )
     return sample, (clean, degraded)
+
+
+def write_clean(out: Output, clean: np.ndarray) -> str:
+    """The clean image, content-addressed (``clean/ab/<sha256 of the pixels>.png``): a source image shared by
+    many samples is stored once. Lossless, so the pair is exact."""
+    digest = pixel_sha256(clean)
+    rel = f"clean/{digest[:2]}/{digest}.png"
+    if not out.exists(rel):
+        out.write_bytes(rel, encode(clean, "png"))  # atomic: two samples of one source may race to it
+    return rel
 
 
 def reload_images(sample: DegradedSample, out: Output) -> Images:
@@ -116,6 +135,7 @@ async def annotate_sample(
             teacher={**result.teacher.model_dump(), "usage": result.usage.model_dump()},
             quality=sample.quality,
             chain_quality=quality_of(findings, gate),
+            clean_image=sample.clean_image,
             judge=result.judge,
         )
     except ValidationError as exc:

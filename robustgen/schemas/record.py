@@ -51,13 +51,22 @@ class DatasetRecord(BaseModel):
     quality: Quality
     chain_quality: ChainQuality | None = Field(default=None, description="the gate's verdict (None: older datasets)")
     judge: JudgeVerdict | None = Field(default=None, description="the judge's scores (synth --judge), else None")
+    clean_image: str | None = Field(
+        default=None, description="the clean image, relative to the dataset folder (synth --keep-clean), else None"
+    )
 
-    @field_validator("image")
+    @field_validator("image", "clean_image")
     @classmethod
-    def _inside(cls, image: str) -> str:
-        return check_relative(image)
+    def _inside(cls, image: str | None) -> str | None:
+        return None if image is None else check_relative(image)
 
     def image_in(self, root: str | Path) -> Path:
         """The degraded image file under the dataset folder ``root``; ``ValueError`` when it is missing, not a
         regular file, or (through a symlink) outside ``root``. Records are data: never followed blindly."""
         return regular_file_under(root, self.image)
+
+    def clean_image_in(self, root: str | Path) -> Path:
+        """The kept clean image under ``root`` (``ValueError`` as ``image_in``; also when none was kept)."""
+        if self.clean_image is None:
+            raise ValueError("no clean image was kept (synth --keep-clean)")
+        return regular_file_under(root, self.clean_image)

@@ -108,3 +108,4 @@ class DegradedSample(BaseModel):
     height: int = Field(ge=1)
     degradations: list[AppliedDegradation]
     quality: Quality
+    clean_image: str | None = Field(default=None, description="the clean image kept beside it (synth --keep-clean)")

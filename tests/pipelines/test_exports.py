@@ -252,3 +252,31 @@ def test_easyr1_parquet_has_its_keys_and_one_image_per_placeholder(dataset, tmp_
     for row in rows:
         assert row["problem"].count("<image>") == len(row["images"]) == 1
         assert row["answer"] == parse_chain(row["solution"]).answer
+
+
+def test_keep_clean_and_robust_u1_pairs(tmp_path, image_dir):
+    """--keep-clean stores each clean image once (content-addressed); --to robust-u1 pairs degraded and clean."""
+    from robustgen.images import read_image
+
+    src = tmp_path / "rows.jsonl"
+    shutil.copy(image_dir / "coffee.jpg", tmp_path / "a.jpg")
+    rows = [{"id": f"r{i}", "image": "a.jpg", "question": "What drink?", "answer": "coffee"} for i in range(3)]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = tmp_path / "ds"
+    res = cli("synth", "--out", ds, "--source", src, "--keep-clean")
+    assert res.returncode == 0, res.stderr
+    assert len(list((ds / "clean").rglob("*.png"))) == 1  # one source image, stored once
+    assert cli("validate", ds).returncode == 0
+    res = cli("export", ds, "--to", "robust-u1", "--out", tmp_path / "u1")
+    assert res.returncode == 0, res.stderr
+    pairs = [json.loads(x) for x in (tmp_path / "u1" / "robust_u1.jsonl").read_text().splitlines()]
+    assert len(pairs) == 3
+    clean = read_image(image_dir / "coffee.jpg")
+    for p in pairs:
+        assert p["prompt"].count("<image>") == 1
+        assert np.array_equal(read_image(tmp_path / "u1" / p["target_image"]), clean)  # lossless: the exact pixels
+        assert (tmp_path / "u1" / p["image"]).is_file()
+    plain = tmp_path / "plain"
+    assert cli("synth", "--out", plain, "--source", src).returncode == 0
+    res = cli("export", plain, "--to", "robust-u1", "--out", tmp_path / "u1b")
+    assert res.returncode == 2 and "--keep-clean" in res.stderr
