@@ -113,15 +113,11 @@ def export_robust_r1(root: str | Path, out: str | Path) -> Path:
 def export_trl(root: str | Path, out: str | Path) -> Path:
     """A parquet file `datasets.load_dataset("parquet", ...)` reads: conversational ``prompt``, ``images``
     (decoded as PIL images by `datasets`), and the reward columns ``solution``, ``answer``, ``choices``,
-    ``degradations`` (one row builder with ``robustgen.train``)."""
+    ``degradations`` (one row builder with ``robustgen.train``). Written in row groups: one group's images in
+    memory at a time."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     ds, out = _checked(root), Path(out)
-    rows = [
-        {**training_row(r), "images": [{"bytes": r.image_in(ds.root).read_bytes(), "path": Path(r.image).name}]}
-        for r in ds.records()
-    ]
     text = pa.struct([("type", pa.string()), ("text", pa.string())])
     schema = pa.schema(
         [
@@ -132,14 +128,11 @@ def export_trl(root: str | Path, out: str | Path) -> Path:
             ("answer", pa.string()),
             ("choices", pa.list_(pa.string())),
             ("degradations", pa.string()),
-        ]
+        ],
+        metadata={b"huggingface": json.dumps({"info": {"features": TRAINING_FEATURES}}).encode()},
     )
-    table = pa.Table.from_pylist(rows, schema=schema)
-    meta = {b"huggingface": json.dumps({"info": {"features": TRAINING_FEATURES}}).encode()}
-    table = table.replace_schema_metadata(meta)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "train.parquet"
-    pq.write_table(table, path)
+    _stream_parquet(path, schema, ({**training_row(r), "images": [_image_cell(ds, r)]} for r in ds.records()))
     return path
 
 

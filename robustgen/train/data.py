@@ -5,19 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from robustgen.schemas import DatasetRecord
-from robustgen.schemas.training import training_row
+from robustgen.schemas.training import TRAINING_FEATURES, training_row
 
 
-def _rows_from_folder(root: Path):
-    from PIL import Image
-
+def _rows_from_folder(root: str, version: str = ""):
+    """Training rows of a dataset folder, one at a time, images as encoded bytes (``datasets`` decodes them)."""
+    folder = Path(root)
     records = []
-    for shard in sorted((root / "data").glob("*.jsonl")):
+    for shard in sorted((folder / "data").glob("*.jsonl")):
         records += [DatasetRecord.model_validate_json(line) for line in shard.read_text().splitlines() if line.strip()]
     for rec in sorted(records, key=lambda r: r.id):
-        with Image.open(rec.image_in(root)) as im:
-            image = im.convert("RGB")
-        yield {**training_row(rec), "images": [image]}
+        image = rec.image_in(folder)
+        yield {**training_row(rec), "images": [{"bytes": image.read_bytes(), "path": image.name}]}
 
 
 def load_training_dataset(path: str | Path):
@@ -26,7 +25,12 @@ def load_training_dataset(path: str | Path):
 
     path = Path(path)
     if path.is_dir() and (path / "manifest.json").is_file():
-        return datasets.Dataset.from_list(list(_rows_from_folder(path)))
+        # streamed into an Arrow cache on disk (memory-mapped): no list of every image in memory
+        features = datasets.Features.from_dict(TRAINING_FEATURES)
+        # ``version`` changes with the shards, so a changed dataset is never served from a stale cache
+        stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted((path / "data").glob("*.jsonl"))]
+        kwargs = {"root": str(path), "version": str(stamp)}
+        return datasets.Dataset.from_generator(_rows_from_folder, features=features, gen_kwargs=kwargs)
     parquet = path / "train.parquet" if path.is_dir() else path
     if parquet.suffix == ".parquet" and parquet.is_file():
         return datasets.load_dataset("parquet", data_files=str(parquet), split="train")
