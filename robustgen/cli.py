@@ -517,13 +517,40 @@ def export_cmd(
     dataset: Annotated[Path, typer.Argument(help="a folder written by `robustgen synth`")],
     to: Annotated[str, typer.Option("--to", help="llamafactory | robust-r1 | trl | verl | easyr1 | robust-u1")],
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")],
+    max_pixels: Annotated[
+        int | None, typer.Option(min=1, help="downscale images above this many pixels (the trainer's max_pixels)")
+    ] = None,
 ) -> None:
     """Export a dataset for LLaMA-Factory (ShareGPT), Robust-R1 GRPO (JSONL), TRL, verl or EasyR1 (parquet)."""
     from robustgen.pipelines.exports import export
 
     with user_errors():
-        path = export(dataset, to, out_dir)
+        path = export(dataset, to, out_dir, max_pixels)
     out.print(f"wrote {path}")
+
+
+@app.command("check")
+def check_cmd(
+    dataset: Annotated[Path, typer.Argument(help="a folder written by `robustgen synth`")],
+    family: Annotated[str, typer.Option("--for", help="qwen2-vl | qwen2.5-vl | internvl | llava")],
+    max_pixels: Annotated[int | None, typer.Option(min=1, help="the trainer's max_pixels")] = None,
+    max_prompt_length: Annotated[int | None, typer.Option(min=1, help="the trainer's max prompt tokens")] = None,
+    max_completion_length: Annotated[
+        int | None, typer.Option(min=1, help="the trainer's max completion tokens")
+    ] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="a local tokenizer folder (else lengths are estimated)")] = None,
+) -> None:
+    """Pre-flight for a model family: image tokens, prompt and chain lengths, <image> literals; exit 1 with
+    counts when any record would break training."""
+    from robustgen.pipelines.check import check_dataset, summary
+
+    with user_errors():
+        rep = check_dataset(dataset, family, max_pixels, max_prompt_length, max_completion_length, tokenizer)
+    for p in rep.problems[:50]:
+        complain("breaks", "red", p)
+    sys.stdout.write(json.dumps(summary(rep), indent=2) + "\n")
+    if rep.problems:
+        raise typer.Exit(1)
 
 
 @app.command("validate")

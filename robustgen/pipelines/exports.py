@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
 from typing import Any
+
+import cv2
 
 from robustgen.errors import RobustgenError
 from robustgen.pipelines.dataset import Dataset, validate_dataset
@@ -23,9 +26,27 @@ def question_text(rec: DatasetRecord) -> str:
     return _question_text(rec.question, rec.choices)
 
 
-def _place_image(src: Path, dst: Path) -> None:
+def _bounded(src: Path, max_pixels: int | None) -> bytes | None:
+    """The image re-encoded within ``max_pixels`` (area-downscaled, aspect kept), or None when it already fits."""
+    if not max_pixels:
+        return None
+    from robustgen.images import encode, read_image
+
+    image = read_image(src)
+    h, w = image.shape[:2]
+    if h * w <= max_pixels:
+        return None
+    k = math.sqrt(max_pixels / (h * w))
+    small = cv2.resize(image, (max(1, int(w * k)), max(1, int(h * k))), interpolation=cv2.INTER_AREA)
+    return encode(small, src.suffix.lstrip(".") or "png")
+
+
+def _place_image(src: Path, dst: Path, max_pixels: int | None = None) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists():
+        return
+    if (data := _bounded(src, max_pixels)) is not None:
+        dst.write_bytes(data)
         return
     try:
         os.link(src, dst)  # same filesystem: no copy
@@ -54,12 +75,14 @@ def _dataset_info(path: Path) -> dict:
     return info
 
 
-def export_llamafactory(root: str | Path, out: str | Path, name: str = "robustgen") -> Path:
+def export_llamafactory(
+    root: str | Path, out: str | Path, name: str = "robustgen", max_pixels: int | None = None
+) -> Path:
     """ShareGPT JSON + dataset_info.json; image paths relative to ``out``."""
     ds, out = _checked(root), Path(out)
     rows = []
     for rec in ds.records():
-        _place_image(rec.image_in(ds.root), out / rec.image)
+        _place_image(rec.image_in(ds.root), out / rec.image, max_pixels)
         rows.append(
             {
                 "id": rec.id,
@@ -83,14 +106,14 @@ def export_llamafactory(root: str | Path, out: str | Path, name: str = "robustge
     return out / f"{name}.json"
 
 
-def export_robust_r1(root: str | Path, out: str | Path) -> Path:
+def export_robust_r1(root: str | Path, out: str | Path, max_pixels: int | None = None) -> Path:
     """The JSONL that Robust-R1's grpo_jsonl.py reads with --data_file_paths / --image_folders OUT/images."""
     ds, out = _checked(root), Path(out)
     images = out / "images"
     lines = []
     for rec in ds.records():
         rel = rec.image.removeprefix("images/")
-        _place_image(rec.image_in(ds.root), images / rel)
+        _place_image(rec.image_in(ds.root), images / rel, max_pixels)
         lines.append(
             json.dumps(
                 {
@@ -110,7 +133,7 @@ def export_robust_r1(root: str | Path, out: str | Path) -> Path:
     return path
 
 
-def export_trl(root: str | Path, out: str | Path) -> Path:
+def export_trl(root: str | Path, out: str | Path, max_pixels: int | None = None) -> Path:
     """A parquet file `datasets.load_dataset("parquet", ...)` reads: conversational ``prompt``, ``images``
     (decoded as PIL images by `datasets`), and the reward columns ``solution``, ``answer``, ``choices``,
     ``degradations`` (one row builder with ``robustgen.train``). Written in row groups: one group's images in
@@ -132,12 +155,15 @@ def export_trl(root: str | Path, out: str | Path) -> Path:
         metadata={b"huggingface": json.dumps({"info": {"features": TRAINING_FEATURES}}).encode()},
     )
     path = out / "train.parquet"
-    _stream_parquet(path, schema, ({**training_row(r), "images": [_image_cell(ds, r)]} for r in ds.records()))
+    _stream_parquet(
+        path, schema, ({**training_row(r), "images": [_image_cell(ds, r, max_pixels)]} for r in ds.records())
+    )
     return path
 
 
-def _image_cell(ds: Dataset, rec: DatasetRecord) -> dict[str, Any]:
-    return {"bytes": rec.image_in(ds.root).read_bytes(), "path": Path(rec.image).name}
+def _image_cell(ds: Dataset, rec: DatasetRecord, max_pixels: int | None = None) -> dict[str, Any]:
+    src = rec.image_in(ds.root)
+    return {"bytes": _bounded(src, max_pixels) or src.read_bytes(), "path": Path(rec.image).name}
 
 
 def _stream_parquet(path: Path, schema, rows) -> None:
@@ -159,7 +185,7 @@ def _stream_parquet(path: Path, schema, rows) -> None:
     tmp.replace(path)
 
 
-def export_verl(root: str | Path, out: str | Path) -> Path:
+def export_verl(root: str | Path, out: str | Path, max_pixels: int | None = None) -> Path:
     """verl's RLHFDataset parquet: ``data_source``, a chat ``prompt`` whose text holds one ``<image>``
     placeholder (verl splits on it), ``images`` as ``{bytes, path}``, ``ability``, ``reward_model`` (rule style,
     the ground truth) and ``extra_info`` (index, id, question, answer, choices, the reference chain and the exact
@@ -198,7 +224,7 @@ def export_verl(root: str | Path, out: str | Path) -> Path:
             yield {
                 "data_source": "robustgen",
                 "prompt": [{"role": "user", "content": text}],
-                "images": [_image_cell(ds, rec)],
+                "images": [_image_cell(ds, rec, max_pixels)],
                 "ability": "robust-vqa",
                 "reward_model": {"style": "rule", "ground_truth": rec.chain.answer},
                 "extra_info": {
@@ -217,7 +243,7 @@ def export_verl(root: str | Path, out: str | Path) -> Path:
     return path
 
 
-def export_easyr1(root: str | Path, out: str | Path) -> Path:
+def export_easyr1(root: str | Path, out: str | Path, max_pixels: int | None = None) -> Path:
     """EasyR1's multimodal layout (as its geometry3k example): ``problem`` holding the ``<image>`` placeholder,
     ``answer`` (the ground truth its rule rewards compare with) and ``images``; plus ``id``, ``choices``,
     ``solution`` and ``degradations`` for robustgen's own rewards. Use ``data.prompt_key=problem
@@ -243,7 +269,7 @@ def export_easyr1(root: str | Path, out: str | Path) -> Path:
             yield {
                 "problem": f"<image>{question_text(rec)}",
                 "answer": rec.chain.answer,
-                "images": [_image_cell(ds, rec)],
+                "images": [_image_cell(ds, rec, max_pixels)],
                 "id": rec.id,
                 "choices": list(rec.choices) if rec.choices else None,
                 "solution": rec.response,
@@ -255,7 +281,7 @@ def export_easyr1(root: str | Path, out: str | Path) -> Path:
     return path
 
 
-def export_robust_u1(root: str | Path, out: str | Path) -> Path:
+def export_robust_u1(root: str | Path, out: str | Path, max_pixels: int | None = None) -> Path:
     """Robust-U1's restoration pairs: JSONL rows ``{prompt, image, target_image}`` (degraded -> clean), paths
     relative to ``out``; needs a dataset built with ``synth --keep-clean``. Clean images shared by several
     samples are placed once."""
@@ -264,8 +290,8 @@ def export_robust_u1(root: str | Path, out: str | Path) -> Path:
     for rec in ds.records():
         if rec.clean_image is None:
             raise RobustgenError(f"{root}: record {rec.id} has no clean image; build the dataset with --keep-clean")
-        _place_image(rec.image_in(ds.root), out / rec.image)
-        _place_image(rec.clean_image_in(ds.root), out / rec.clean_image)
+        _place_image(rec.image_in(ds.root), out / rec.image, max_pixels)
+        _place_image(rec.clean_image_in(ds.root), out / rec.clean_image, max_pixels)
         labels = ", ".join(d.label for d in rec.degradations) or "nothing (the image is clean)"
         prompt = f"<image>Restore this image: remove the {labels} and recover the clean picture."
         row = {"id": rec.id, "prompt": prompt, "image": rec.image, "target_image": rec.clean_image}
@@ -276,17 +302,17 @@ def export_robust_u1(root: str | Path, out: str | Path) -> Path:
     return path
 
 
-def export(root: str | Path, fmt: str, out: str | Path) -> Path:
+def export(root: str | Path, fmt: str, out: str | Path, max_pixels: int | None = None) -> Path:
     if fmt == "llamafactory":
-        return export_llamafactory(root, out)
+        return export_llamafactory(root, out, max_pixels=max_pixels)
     if fmt == "robust-r1":
-        return export_robust_r1(root, out)
+        return export_robust_r1(root, out, max_pixels=max_pixels)
     if fmt == "trl":
-        return export_trl(root, out)
+        return export_trl(root, out, max_pixels=max_pixels)
     if fmt == "verl":
-        return export_verl(root, out)
+        return export_verl(root, out, max_pixels=max_pixels)
     if fmt == "easyr1":
-        return export_easyr1(root, out)
+        return export_easyr1(root, out, max_pixels=max_pixels)
     if fmt == "robust-u1":
-        return export_robust_u1(root, out)
+        return export_robust_u1(root, out, max_pixels=max_pixels)
     raise RobustgenError(f"--to {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}")

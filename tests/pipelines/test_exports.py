@@ -280,3 +280,51 @@ def test_keep_clean_and_robust_u1_pairs(tmp_path, image_dir):
     assert cli("synth", "--out", plain, "--source", src).returncode == 0
     res = cli("export", plain, "--to", "robust-u1", "--out", tmp_path / "u1b")
     assert res.returncode == 2 and "--keep-clean" in res.stderr
+
+
+def test_check_reports_what_would_break_training(dataset, tmp_path):
+    from robustgen.pipelines.check import image_tokens, internvl_tiles, qwen_resize
+
+    assert qwen_resize(512, 512) == (504, 504) and image_tokens("qwen2-vl", 512, 512) == 324
+    hb, wb = qwen_resize(3000, 4000, max_pixels=1003520)
+    assert hb % 28 == wb % 28 == 0 and hb * wb <= 1003520
+    assert internvl_tiles(512, 512) == 1 and internvl_tiles(448, 1344) == 4 and image_tokens("llava", 9, 9) == 576
+
+    res = cli("check", dataset, "--for", "qwen2.5-vl")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["records"] == 8 and summary["broken"] == {} and summary["max_image_tokens"] > 0
+
+    broken = tmp_path / "broken"
+    shutil.copytree(dataset, broken)
+    shard = next((broken / "data").glob("*.jsonl"))
+    recs = [json.loads(x) for x in shard.read_text().splitlines()]
+    recs[0]["question"] = "Look at <image> closely: " + recs[0]["question"]
+    shard.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    res = cli("check", broken, "--for", "internvl", "--max-prompt-length", 200, "--max-completion-length", 50)
+    assert res.returncode == 1
+    counts = json.loads(res.stdout)["broken"]
+    assert counts["image literal"] == 1 and counts["prompt length"] == 8 and counts["completion length"] == 8
+    assert f"{recs[0]['id']}: an <image>/<video> literal in the question" in res.stderr
+
+
+def test_exports_downscale_to_max_pixels(dataset, tmp_path):
+    import io
+
+    import datasets
+    from PIL import Image
+
+    res = cli("export", dataset, "--to", "trl", "--out", tmp_path / "trl", "--max-pixels", 4096)
+    assert res.returncode == 0, res.stderr
+    rows = datasets.load_dataset("parquet", data_files=str(tmp_path / "trl" / "train.parquet"))["train"]
+    for row in rows:
+        w, h = row["images"][0].size
+        assert w * h <= 4096
+    assert (
+        cli("export", dataset, "--to", "llamafactory", "--out", tmp_path / "lf", "--max-pixels", 4096).returncode == 0
+    )
+    for p in (tmp_path / "lf" / "images").rglob("*.jpg"):
+        with Image.open(io.BytesIO(p.read_bytes())) as im:
+            assert im.size[0] * im.size[1] <= 4096
+    res = cli("check", dataset, "--for", "llava", "--max-pixels", 4096)
+    assert res.returncode == 1 and json.loads(res.stdout)["broken"]["pixels"] == 8
