@@ -367,6 +367,7 @@ def synth(
     keep_clean: Annotated[
         bool, typer.Option("--keep-clean", help="store each clean image too (for restoration pairs: --to robust-u1)")
     ] = False,
+    license: Annotated[str | None, typer.Option(help="the dataset's licence, stated in its card")] = None,
     judge: Annotated[
         str | None, typer.Option("--judge", help="score accepted chains with this model (off by default)")
     ] = None,
@@ -447,6 +448,11 @@ def synth(
     )
     for reason, n in list(summary.failure_reasons.items())[:5]:
         err.print(f"  {n} x {escape(reason)}", highlight=False)
+    if "://" not in out_dir:
+        from robustgen.pipelines.card import write_card
+
+        with user_errors():
+            write_card(out_dir, license)
     if export_to:
         from robustgen.pipelines.exports import export
 
@@ -527,6 +533,19 @@ def export_cmd(
     with user_errors():
         path = export(dataset, to, out_dir, max_pixels)
     out.print(f"wrote {path}")
+
+
+@app.command("card")
+def card_cmd(
+    dataset: Annotated[Path, typer.Argument(help="a folder written by `robustgen synth`")],
+    license: Annotated[str | None, typer.Option(help="the dataset's licence (an SPDX id such as cc-by-4.0)")] = None,
+) -> None:
+    """Write metadata.jsonl and the README dataset card, so `datasets.load_dataset(DIR)` loads the records."""
+    from robustgen.pipelines.card import write_card
+
+    with user_errors():
+        path = write_card(dataset, license)
+    out.print(f"wrote {path} and {path.parent / 'metadata.jsonl'}")
 
 
 @app.command("check")

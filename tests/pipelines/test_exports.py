@@ -328,3 +328,27 @@ def test_exports_downscale_to_max_pixels(dataset, tmp_path):
             assert im.size[0] * im.size[1] <= 4096
     res = cli("check", dataset, "--for", "llava", "--max-pixels", 4096)
     assert res.returncode == 1 and json.loads(res.stdout)["broken"]["pixels"] == 8
+
+
+def test_a_synth_folder_loads_with_datasets_and_states_its_provenance(tmp_path):
+    import datasets
+
+    ds_dir = tmp_path / "ds"
+    assert cli("synth", "--out", ds_dir, "--limit", 5, "--license", "cc-by-4.0").returncode == 0
+    ds = datasets.load_dataset(str(ds_dir), split="train")
+    assert len(ds) == 5 and ds[0]["image"].size[0] > 0
+    recs = {
+        json.loads(x)["id"]: json.loads(x)
+        for s in (ds_dir / "data").glob("*.jsonl")
+        for x in s.read_text().splitlines()
+    }
+    for row in ds:
+        rec = recs[row["id"]]
+        assert row["question"] == rec["question"] and row["answer"] == rec["answer"]
+        assert json.loads(row["degradations"]) == rec["degradations"] and json.loads(row["chain"]) == rec["chain"]
+    card = (ds_dir / "README.md").read_text()
+    assert "license: cc-by-4.0" in card and "seed 0" in card and "teacher: template" in card
+    assert cli("validate", ds_dir).returncode == 0
+    (ds_dir / "README.md").unlink()
+    res = cli("card", ds_dir)
+    assert res.returncode == 0 and "license: cc-by-4.0" in (ds_dir / "README.md").read_text()  # kept in the manifest
