@@ -548,6 +548,48 @@ def card_cmd(
     out.print(f"wrote {path} and {path.parent / 'metadata.jsonl'}")
 
 
+#: what a pushed dataset holds: the records, images, card and provenance; never the work folder or exports
+PUSH_PATTERNS = ["README.md", "metadata.jsonl", "manifest.json", "failures.jsonl", "data/**", "images/**", "clean/**"]
+
+
+@app.command("push")
+def push_cmd(
+    dataset: Annotated[Path, typer.Argument(help="a folder written by `robustgen synth`")],
+    repo: Annotated[str, typer.Option(help="the Hugging Face dataset repo, owner/name")],
+    private: Annotated[bool, typer.Option("--private", help="create the repo private")] = False,
+    token_env: Annotated[str, typer.Option(help="the variable holding the hub token")] = "HF_TOKEN",
+) -> None:
+    """Upload a dataset (records, images, card; never .work/ or exports/) to the Hugging Face hub."""
+    from robustgen.pipelines.card import write_card
+    from robustgen.pipelines.dataset import validate_dataset
+
+    with user_errors():
+        problems = validate_dataset(dataset)
+        if problems:
+            raise RobustgenError(f"{dataset}: refusing to push a dataset that fails validation: {problems[0]}")
+        if not (dataset / "README.md").is_file():
+            write_card(dataset)
+        try:
+            from huggingface_hub import CommitOperationAdd, HfApi
+            from huggingface_hub.utils import filter_repo_objects
+        except ImportError as exc:
+            raise RobustgenError(f"push needs huggingface_hub (pip install huggingface_hub): {exc}") from None
+        files = sorted(p.relative_to(dataset).as_posix() for p in dataset.rglob("*") if p.is_file())
+        plan = [
+            CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(dataset / rel))
+            for rel in filter_repo_objects(files, allow_patterns=PUSH_PATTERNS)
+        ]
+        api = HfApi(token=os.environ.get(token_env) or None)
+        try:
+            api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+            info = api.create_commit(
+                repo, plan, repo_type="dataset", commit_message=f"robustgen dataset {dataset.name}"
+            )
+        except OSError as exc:  # network, auth (HTTP errors derive from OSError)
+            raise RobustgenError(f"push to {repo} failed: {' '.join(str(exc).split())[:300]}") from None
+    out.print(f"pushed {dataset} to {getattr(info, 'commit_url', repo)}")
+
+
 @app.command("check")
 def check_cmd(
     dataset: Annotated[Path, typer.Argument(help="a folder written by `robustgen synth`")],

@@ -352,3 +352,38 @@ def test_a_synth_folder_loads_with_datasets_and_states_its_provenance(tmp_path):
     (ds_dir / "README.md").unlink()
     res = cli("card", ds_dir)
     assert res.returncode == 0 and "license: cc-by-4.0" in (ds_dir / "README.md").read_text()  # kept in the manifest
+
+
+def test_push_uploads_exactly_the_dataset_files_without_network(tmp_path, monkeypatch):
+    """The upload plan huggingface_hub builds (create_commit's operations), captured instead of sent."""
+    from huggingface_hub import HfApi
+    from typer.testing import CliRunner
+
+    from robustgen.cli import app
+
+    ds = tmp_path / "ds"
+    assert cli("synth", "--out", ds, "--limit", 3, "--export", "trl").returncode == 0
+    seen: dict = {}
+
+    def fake_create_repo(self, repo_id, **kw):
+        seen["repo"] = (repo_id, kw.get("repo_type"), kw.get("private"))
+
+    def fake_create_commit(self, repo_id, operations, **kw):
+        seen["paths"] = sorted(op.path_in_repo for op in operations)
+        seen["card"] = next(Path(op.path_or_fileobj).read_text() for op in operations if op.path_in_repo == "README.md")
+
+        class Info:
+            commit_url = f"https://huggingface.co/datasets/{repo_id}/commit/0"
+
+        return Info()
+
+    monkeypatch.setattr(HfApi, "create_repo", fake_create_repo)
+    monkeypatch.setattr(HfApi, "create_commit", fake_create_commit)
+    res = CliRunner().invoke(app, ["push", str(ds), "--repo", "someone/robust-data", "--private"])
+    assert res.exit_code == 0, res.output
+    assert seen["repo"] == ("someone/robust-data", "dataset", True)
+    paths = seen["paths"]
+    assert "README.md" in paths and "metadata.jsonl" in paths and "manifest.json" in paths
+    assert sum(p.startswith("images/") for p in paths) == 3 and any(p.startswith("data/") for p in paths)
+    assert not any(p.startswith((".work/", "exports/")) for p in paths)
+    assert "configs:" in seen["card"]  # the card the hub would have validated
