@@ -119,8 +119,13 @@ def check_dataset(
     rep = CheckReport(family=family, estimated=estimated)
     for rec in ds.records():
         rep.records += 1
-        with Image.open(rec.image_in(ds.root)) as im:
-            w, h = im.size
+        try:
+            with Image.open(rec.image_in(ds.root)) as im:
+                w, h = im.size
+        except Exception as exc:  # noqa: BLE001  (a missing or hostile image is this record's problem)
+            rep.broken["image unreadable"] += 1
+            rep.problems.append(f"{rec.id}: image {rec.image} unreadable ({' '.join(str(exc).split())[:120]})")
+            continue
         tokens = image_tokens(family, h, w, max_pixels)
         prompt = tokens + count(f"{question_text(rec.question, rec.choices)}\n{ROBUST_R1_INSTRUCTION}")
         completion = count(rec.response)
