@@ -117,7 +117,7 @@ def check_dataset(
     ds = Dataset.open(root)
     count, estimated = _counter(tokenizer)
     rep = CheckReport(family=family, estimated=estimated)
-    for rec in ds.records():
+    for rec in ds.iter_records():
         rep.records += 1
         try:
             with Image.open(rec.image_in(ds.root)) as im:

@@ -77,6 +77,36 @@ class Dataset:
                 raise RobustgenError(f"{self.root}/{where}: {_first(exc)}") from None
         return sorted(out, key=lambda r: r.id)
 
+    def iter_records(self) -> Iterator[DatasetRecord]:
+        """Every record, validated, in id order, one at a time: only (id, shard, offset) of each line is held, so
+        memory stays flat however large the dataset (exports and checks stream through this)."""
+        index: list[tuple[str, str, int]] = []
+        for shard in sorted((self.root / "data").glob("*.jsonl")):
+            with shard.open("rb") as f:
+                offset = 0
+                for line in f:
+                    if line.strip():
+                        try:
+                            rid = json.loads(line)["id"]
+                        except (ValueError, KeyError, TypeError, RecursionError):
+                            raise RobustgenError(f"{shard}: a line is not a record; run `robustgen validate`") from None
+                        index.append((str(rid), shard.name, offset))
+                    offset += len(line)
+        index.sort()
+        handles: dict[str, Any] = {}
+        try:
+            for _, name, offset in index:
+                f = handles.get(name) or handles.setdefault(name, (self.root / "data" / name).open("rb"))
+                f.seek(offset)
+                line = f.readline()
+                try:
+                    yield DatasetRecord.model_validate_json(line)
+                except ValidationError as exc:
+                    raise RobustgenError(f"{self.root}/data/{name}: {_first(exc)}") from None
+        finally:
+            for f in handles.values():
+                f.close()
+
     def failure_lines(self) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
         """(where, failure or None, error) for every line of failures.jsonl."""
         yield from self._lines("failures.jsonl")

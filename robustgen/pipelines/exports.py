@@ -81,7 +81,7 @@ def export_llamafactory(
     """ShareGPT JSON + dataset_info.json; image paths relative to ``out``."""
     ds, out = _checked(root), Path(out)
     rows = []
-    for rec in ds.records():
+    for rec in ds.iter_records():
         _place_image(rec.image_in(ds.root), out / rec.image, max_pixels)
         rows.append(
             {
@@ -111,7 +111,7 @@ def export_robust_r1(root: str | Path, out: str | Path, max_pixels: int | None =
     ds, out = _checked(root), Path(out)
     images = out / "images"
     lines = []
-    for rec in ds.records():
+    for rec in ds.iter_records():
         rel = rec.image.removeprefix("images/")
         _place_image(rec.image_in(ds.root), images / rel, max_pixels)
         lines.append(
@@ -156,7 +156,7 @@ def export_trl(root: str | Path, out: str | Path, max_pixels: int | None = None)
     )
     path = out / "train.parquet"
     _stream_parquet(
-        path, schema, ({**training_row(r), "images": [_image_cell(ds, r, max_pixels)]} for r in ds.records())
+        path, schema, ({**training_row(r), "images": [_image_cell(ds, r, max_pixels)]} for r in ds.iter_records())
     )
     return path
 
@@ -219,7 +219,7 @@ def export_verl(root: str | Path, out: str | Path, max_pixels: int | None = None
     )
 
     def rows():
-        for i, rec in enumerate(ds.records()):
+        for i, rec in enumerate(ds.iter_records()):
             text = f"<image>{question_text(rec)}\n{ROBUST_R1_INSTRUCTION}"
             yield {
                 "data_source": "robustgen",
@@ -265,7 +265,7 @@ def export_easyr1(root: str | Path, out: str | Path, max_pixels: int | None = No
     )
 
     def rows():
-        for rec in ds.records():
+        for rec in ds.iter_records():
             yield {
                 "problem": f"<image>{question_text(rec)}",
                 "answer": rec.chain.answer,
@@ -287,7 +287,7 @@ def export_robust_u1(root: str | Path, out: str | Path, max_pixels: int | None =
     samples are placed once."""
     ds, out = _checked(root), Path(out)
     lines = []
-    for rec in ds.records():
+    for rec in ds.iter_records():
         if rec.clean_image is None:
             raise RobustgenError(f"{root}: record {rec.id} has no clean image; build the dataset with --keep-clean")
         _place_image(rec.image_in(ds.root), out / rec.image, max_pixels)

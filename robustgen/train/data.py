@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from robustgen.schemas import DatasetRecord
@@ -9,12 +10,21 @@ from robustgen.schemas.training import TRAINING_FEATURES, training_row
 
 
 def _rows_from_folder(root: str, version: str = ""):
-    """Training rows of a dataset folder, one at a time, images as encoded bytes (``datasets`` decodes them)."""
+    """Training rows of a dataset folder in id order, one at a time (only each line's id and offset are held),
+    images as encoded bytes (``datasets`` decodes them)."""
     folder = Path(root)
-    records = []
+    index = []
     for shard in sorted((folder / "data").glob("*.jsonl")):
-        records += [DatasetRecord.model_validate_json(line) for line in shard.read_text().splitlines() if line.strip()]
-    for rec in sorted(records, key=lambda r: r.id):
+        with shard.open("rb") as f:
+            offset = 0
+            for line in f:
+                if line.strip():
+                    index.append((str(json.loads(line)["id"]), shard, offset))
+                offset += len(line)
+    for _, shard, offset in sorted(index):
+        with shard.open("rb") as f:
+            f.seek(offset)
+            rec = DatasetRecord.model_validate_json(f.readline())
         image = rec.image_in(folder)
         yield {**training_row(rec), "images": [{"bytes": image.read_bytes(), "path": image.name}]}
 

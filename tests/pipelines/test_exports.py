@@ -335,7 +335,8 @@ def test_a_synth_folder_loads_with_datasets_and_states_its_provenance(tmp_path):
 
     ds_dir = tmp_path / "ds"
     assert cli("synth", "--out", ds_dir, "--limit", 5, "--license", "cc-by-4.0").returncode == 0
-    ds = datasets.load_dataset(str(ds_dir), split="train")
+    # datasets caches a local folder under its name: a fresh cache, as after any re-run into the same folder
+    ds = datasets.load_dataset(str(ds_dir), split="train", cache_dir=str(tmp_path / "hf"))
     assert len(ds) == 5 and ds[0]["image"].size[0] > 0
     recs = {
         json.loads(x)["id"]: json.loads(x)
