@@ -40,7 +40,7 @@ def test_template_is_deterministic_and_uses_no_invented_facts():
     assert s.question in a.reasoning and s.answer in a.reasoning
 
 
-def test_clean_image_gets_an_empty_type():
+def test_clean_image_gets_the_none_type():
     item = TeacherInput("x", None, None, [], "What is shown?", "cat", None, "A cat sits on a mat.")
     chain = TemplateTeacher().chain_for(item)
-    assert chain.types == [] and render_chain(chain).startswith("<TYPE><TYPE_END>")
+    assert chain.types == [("none", 0.0)] and render_chain(chain).startswith("<TYPE>none(0.00)<TYPE_END>")
