@@ -52,7 +52,8 @@ def test_unknown_degrader_error_names_file_field_suggestion_and_valid_names(tmp_
 
 def test_unknown_key_is_rejected_with_the_allowed_keys(tmp_path):
     p = write(tmp_path, "recipe.yaml", "degraders: [fog]\nseverity_range: [0.1, 0.9]\n")
-    with pytest.raises(rg.RecipeError, match=r"recipe.yaml: severity_range: unknown key \(allowed: name, description, degraders"):
+    allowed = r"recipe.yaml: severity_range: unknown key \(allowed: name, description, degraders"
+    with pytest.raises(rg.RecipeError, match=allowed):
         rg.Recipe.load(p)
 
 
