@@ -133,7 +133,7 @@ def test_report_figures_match_a_hand_computation(bench, tmp_path):
         a = [by_level["clean"][i] for i in sorted(xs)]
         b = [xs[i] for i in sorted(xs)]
         assert cell["mcnemar_p"] == pytest.approx(mcnemar_exact(a, b))
-        assert cell["ci95"] == pytest.approx(list(bootstrap_ci(list(xs.values()), 0)))
+        assert cell["ci95"] == pytest.approx(list(bootstrap_ci([xs[i] for i in sorted(xs)], 0)))
     accs = [report["levels"][n]["accuracy"] for n in ("clean", "25", "50", "100")]
     assert accs[0] == 1.0 and accs[0] >= accs[1] >= accs[2] >= accs[3] and accs[3] < 0.5
     assert set(report["by_type"]) == {"defocus blur", "lens blur"} and set(report["by_stage"]) == {"acquisition"}
@@ -142,6 +142,13 @@ def test_report_figures_match_a_hand_computation(bench, tmp_path):
         assert sum(c["n"] for c in cells) == 24 and all(c["few"] for c in cells)
         hits = sum(c["accuracy"] * c["n"] for c in cells)
         assert hits == pytest.approx(report["levels"][level]["accuracy"] * 24)
+    # the figures do not depend on the order predictions were appended in (a resumed run appends out of order)
+    from robustgen.eval.report import build_report
+
+    path = out / "predictions" / "50.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(reversed(lines)) + "\n")
+    assert build_report(out)["levels"] == json.loads((out / "report.json").read_text())["levels"]
     md = (out / "report.md").read_text()
     assert "| clean | 25 | 50 | 100 |" in md and (out / "report.html").is_file() and (out / "accuracy.png").is_file()
 

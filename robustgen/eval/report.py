@@ -62,7 +62,9 @@ def build_report(run: str | Path, seed: int = 0) -> dict[str, Any]:
     clean_acc = (sum(p["correct"] for p in clean.values()) / len(clean)) if clean else math.nan
     report: dict[str, Any] = {"levels": {}, "by_type": {}, "by_stage": {}, "seed": seed}
     for name in levels:
-        rows = preds[name]
+        # in id order: the bootstrap resamples positions, so the figures must not depend on the order in which a
+        # (possibly resumed) run appended its predictions
+        rows = {i: preds[name][i] for i in sorted(preds[name])}
         cell = _cell([bool(p["correct"]) for p in rows.values()], seed)
         paired = [i for i in rows if i in clean]
         cell["retention"] = cell["accuracy"] / clean_acc if clean_acc and not math.isnan(clean_acc) else math.nan
