@@ -20,7 +20,7 @@ import robustgen._lean  # noqa: F401  (first: no torch adapter, no update check 
 from robustgen.degrade import registry
 from robustgen.degrade.apply import replay
 from robustgen.degrade.recipes import Recipe, fixed_plan, parse_spec
-from robustgen.errors import RobustgenError
+from robustgen.errors import RobustgenError, first_line
 from robustgen.images import SAMPLE_IMAGES, SAMPLE_PREFIX, load_image, pixel_sha256, write_image
 from robustgen.schemas import DegradationPlan, Stage
 from robustgen.schemas.paths import regular_file_under
@@ -281,7 +281,7 @@ def replay_cmd(
                 write_image(out_dir / f"{safe_name(row['id'])}.png", result)
             except (ValueError, KeyError, TypeError, RecursionError, RobustgenError) as exc:
                 bad += 1
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                msg = first_line(exc)
                 complain("skipped", "yellow", f"{where}: {msg}")
                 continue
             done += 1
@@ -436,7 +436,7 @@ def synth(
         except (RobustgenError, KeyboardInterrupt, OSError):
             raise
         except Exception as exc:  # Ray or the filesystem failed under us: say so in one line
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            first = first_line(exc)
             complain(
                 "error", "red", f"the run stopped: {type(exc).__name__}: {first}; re-run the same command to resume"
             )
@@ -878,7 +878,7 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001  (a bug of ours: one line, the traceback on request)
         if os.environ.get("ROBUSTGEN_DEBUG"):
             raise
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        first = first_line(exc)
         complain(
             "error", "red", f"internal error: {type(exc).__name__}: {first} (ROBUSTGEN_DEBUG=1 shows the traceback)"
         )

@@ -18,3 +18,10 @@ class RecipeError(RobustgenError, ValueError):
 
 class ImageError(RobustgenError, ValueError):
     """An image that cannot be read or converted to uint8 RGB."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type name when it has none), cut to ``limit`` characters:
+    how every error becomes one line for a user."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0].strip() if lines else type(exc).__name__)[:limit]

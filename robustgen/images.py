@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from robustgen.errors import ImageError
+from robustgen.errors import ImageError, first_line
 
 MIN_SIDE = 1
 #: images above this many pixels are refused before decoding (decompression-bomb guard)
@@ -115,7 +115,7 @@ def _decode_pil(data: bytes, where: str) -> np.ndarray:
     except Image.DecompressionBombError:
         raise ImageError(f"{where}: image is too large to decode safely (decompression bomb)") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = first_line(exc)
         if "truncated" in msg:
             raise ImageError(f"{where}: truncated image ({msg})") from None
         raise ImageError(f"{where}: not a readable image ({msg})") from None

@@ -16,6 +16,12 @@ def robustgen_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "robustgen.cli"]
 
 
+def cli(*args, **kw) -> subprocess.CompletedProcess:
+    """Run the installed ``robustgen`` with ``args`` (stringified), capturing text output."""
+    cmd = [*robustgen_cmd(), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -83,11 +83,12 @@ class StructuredClient:
         cache_dir: str | None = None,
         seed: int = 0,
         client: openai.AsyncOpenAI | None = None,
+        who: str = "the openai teacher",
     ) -> None:
         key = os.environ.get(api_key_env, "")
         add_secret(key)  # from here on, nothing this process writes or prints shows it
         add_url_secrets(base_url)
-        self.base_url, self.model, self.api_key_env = base_url, model, api_key_env
+        self.base_url, self.model, self.api_key_env, self.who = base_url, model, api_key_env, who
         self.client = client or openai.AsyncOpenAI(
             api_key=key or "sk-no-key-needed", base_url=base_url, max_retries=0, timeout=policy.timeout_s
         )
@@ -102,7 +103,13 @@ class StructuredClient:
 
     @classmethod
     def from_settings(
-        cls, c: Any, *, cache_dir: str | None, seed: int, client: openai.AsyncOpenAI | None = None
+        cls,
+        c: Any,
+        *,
+        cache_dir: str | None,
+        seed: int,
+        client: openai.AsyncOpenAI | None = None,
+        who: str = "the openai teacher",
     ) -> StructuredClient:
         """A client from endpoint settings (the openai teacher's config, the judge's): base_url, model,
         api_key_env, structured_output, retries, rate limits, prices, cost cap and concurrency."""
@@ -118,13 +125,14 @@ class StructuredClient:
             cache_dir=cache_dir,
             seed=seed,
             client=client,
+            who=who,
         )
 
     def preflight(self) -> None:
         """``RobustgenError`` when no request could succeed (no key for the public endpoint)."""
         if not os.environ.get(self.api_key_env) and self.base_url is None:
             raise RobustgenError(
-                f"the openai teacher needs an API key in ${self.api_key_env} (or --base-url for a local server)"
+                f"{self.who} needs an API key in ${self.api_key_env} (or --base-url for a local server)"
             )
 
     def _probe_lock(self) -> asyncio.Lock:

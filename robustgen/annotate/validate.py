@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from robustgen.annotate.gate import gate_chain
 from robustgen.schemas import AppliedDegradation, LengthBand, ReasoningChain
 from robustgen.schemas.answers import answer_matches, normalize_answer, option_index
 from robustgen.schemas.recipe import ChainGate
@@ -62,7 +63,5 @@ def check_chain(
         if _REFUSAL.search(getattr(chain, name)):
             problems.append(f"the {name} contains refusal or apology text; answer the task instead")
     if question is not None:
-        from robustgen.annotate.gate import gate_chain
-
         problems += [str(f) for f in gate_chain(chain, degradations, question, choices, gate)]
     return problems

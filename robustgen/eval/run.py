@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from robustgen.annotate.cache import ResponseCache, cache_key
-from robustgen.annotate.transport import (
-    BudgetExhausted,
-    CostMeter,
-    RateLimiter,
-    RetryPolicy,
-    Transport,
-    TransportError,
-)
+from robustgen.annotate.client import StructuredClient
+from robustgen.annotate.transport import BudgetExhausted, TransportError
 from robustgen.errors import RobustgenError
 from robustgen.eval.extract import LETTERS, extract_choice, judge_open
 from robustgen.images import data_url
@@ -32,7 +25,6 @@ from robustgen.pipelines.output import Output
 from robustgen.pipelines.process import load_row_image
 from robustgen.pipelines.sources import read_source
 from robustgen.schemas import Failure, SourceRow, Usage
-from robustgen.schemas.redaction import add_secret, add_url_secrets
 
 PROMPT_VERSION = "eval-1"
 CLEAN = "clean"
@@ -63,6 +55,9 @@ class EvalConfig(BaseModel):
     max_tokens: int = Field(default=64, ge=1)
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=6, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0)
+    tpm: float = Field(default=0.0, ge=0)
+    structured_output: str = "prompt"  # plain questions: the client never probes
     extract_model: str | None = Field(
         default=None, description="a model on the same endpoint that reads the option out of a free-form reply"
     )
@@ -187,26 +182,12 @@ class Asker:
     """Questions to the VLM: one transport (retries, limits, cost cap), a response cache."""
 
     def __init__(self, cfg: EvalConfig, cache_dir: Path) -> None:
-        import openai
-
-        key = os.environ.get(cfg.api_key_env, "")
-        add_secret(key)
-        add_url_secrets(cfg.base_url)
-        if not key and cfg.base_url is None:
-            raise RobustgenError(f"eval needs an API key in ${cfg.api_key_env} (or --base-url for a local server)")
-        client = openai.AsyncOpenAI(
-            api_key=key or "sk-no-key-needed", base_url=cfg.base_url, max_retries=0, timeout=cfg.timeout_s
-        )
+        # the teacher's endpoint client: key from the environment (registered for redaction), retries, limits,
+        # cost cap; eval asks plain questions, so only its transport is used, with a cache of its own
+        client = StructuredClient.from_settings(cfg, cache_dir=None, seed=cfg.seed, who="eval")
+        client.preflight()
         self.cfg = cfg
-        self.transport = Transport(
-            client,
-            RetryPolicy(cfg.max_retries, 0.5, 30.0, cfg.timeout_s),
-            RateLimiter(cfg.rpm, 0.0),
-            CostMeter(cfg.price_in, cfg.price_out, cfg.max_cost),
-            concurrency=cfg.concurrency,
-            secret=key or None,
-            seed=cfg.seed,
-        )
+        self.transport = client.transport
         self.cache = ResponseCache(cache_dir)
 
     async def extract(self, row: SourceRow, raw: str, usage: Usage) -> int | None:

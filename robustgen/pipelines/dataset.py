@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from robustgen.annotate.gate import gate_chain
 from robustgen.annotate.validate import answer_matches, expected_types
-from robustgen.errors import RobustgenError
+from robustgen.errors import RobustgenError, first_line
 from robustgen.schemas import DatasetRecord, parse_chain, render_chain
 from robustgen.schemas.recipe import ChainGate
 
@@ -123,7 +123,7 @@ class Dataset:
 def _line(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+    return first_line(exc, 200)
 
 
 def _first(exc: ValidationError) -> str:

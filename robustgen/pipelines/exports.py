@@ -146,7 +146,7 @@ def export_trl(root: str | Path, out: str | Path, max_pixels: int | None = None)
         [
             ("id", pa.string()),
             ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.list_(text))]))),
-            ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
+            ("images", pa.list_(_image_struct())),
             ("solution", pa.string()),
             ("answer", pa.string()),
             ("choices", pa.list_(pa.string())),
@@ -159,6 +159,13 @@ def export_trl(root: str | Path, out: str | Path, max_pixels: int | None = None)
         path, schema, ({**training_row(r), "images": [_image_cell(ds, r, max_pixels)]} for r in ds.iter_records())
     )
     return path
+
+
+def _image_struct():
+    """An encoded image as parquet holds it (and `datasets` decodes it): ``{bytes, path}``."""
+    import pyarrow as pa
+
+    return pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
 
 def _image_cell(ds: Dataset, rec: DatasetRecord, max_pixels: int | None = None) -> dict[str, Any]:
@@ -193,7 +200,7 @@ def export_verl(root: str | Path, out: str | Path, max_pixels: int | None = None
     import pyarrow as pa
 
     ds, out = _checked(root), Path(out)
-    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    image = _image_struct()
     schema = pa.schema(
         [
             ("data_source", pa.string()),
@@ -220,6 +227,7 @@ def export_verl(root: str | Path, out: str | Path, max_pixels: int | None = None
 
     def rows():
         for i, rec in enumerate(ds.iter_records()):
+            row = training_row(rec)  # the reward columns, built once for every consumer
             text = f"<image>{question_text(rec)}\n{ROBUST_R1_INSTRUCTION}"
             yield {
                 "data_source": "robustgen",
@@ -232,9 +240,7 @@ def export_verl(root: str | Path, out: str | Path, max_pixels: int | None = None
                     "id": rec.id,
                     "question": rec.question,
                     "answer": rec.chain.answer,
-                    "choices": list(rec.choices) if rec.choices else None,
-                    "solution": rec.response,
-                    "degradations": json.dumps([d.model_dump(mode="json") for d in rec.degradations]),
+                    **{k: row[k] for k in ("choices", "solution", "degradations")},
                 },
             }
 
@@ -251,7 +257,7 @@ def export_easyr1(root: str | Path, out: str | Path, max_pixels: int | None = No
     import pyarrow as pa
 
     ds, out = _checked(root), Path(out)
-    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    image = _image_struct()
     schema = pa.schema(
         [
             ("problem", pa.string()),
@@ -266,14 +272,12 @@ def export_easyr1(root: str | Path, out: str | Path, max_pixels: int | None = No
 
     def rows():
         for rec in ds.iter_records():
+            row = training_row(rec)
             yield {
                 "problem": f"<image>{question_text(rec)}",
                 "answer": rec.chain.answer,
                 "images": [_image_cell(ds, rec, max_pixels)],
-                "id": rec.id,
-                "choices": list(rec.choices) if rec.choices else None,
-                "solution": rec.response,
-                "degradations": json.dumps([d.model_dump(mode="json") for d in rec.degradations]),
+                **{k: row[k] for k in ("id", "choices", "solution", "degradations")},
             }
 
     path = out / "train.parquet"

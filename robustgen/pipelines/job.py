@@ -26,7 +26,7 @@ import robustgen._lean  # noqa: F401  (first: no torch adapter, no update check 
 from robustgen.annotate.base import Teacher
 from robustgen.annotate.registry import make_teacher, teacher_class
 from robustgen.degrade.recipes import Recipe
-from robustgen.errors import RobustgenError
+from robustgen.errors import RobustgenError, first_line
 from robustgen.images import SAMPLE_PREFIX, read_bytes
 from robustgen.pipelines import process
 from robustgen.pipelines.output import DATA_DIR, FAILURES, MANIFEST, RUN_FILE, WORK_DIR, Output
@@ -279,7 +279,7 @@ def _init_ray(cfg: SynthConfig) -> None:
         try:
             ray.init(address=cfg.ray_address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise RobustgenError(
                 f"--ray-address {cfg.ray_address}: cannot join the Ray cluster ({first}); a cluster with token "
                 "authentication needs RAY_AUTH_MODE=token and its token (see `ray get-auth-token`)"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,7 +33,7 @@ from robustgen.schemas import (
 )
 from robustgen.schemas.recipe import ChainGate
 
-from ..helpers import robustgen_cmd
+from ..helpers import cli
 
 SET = labelled(Path(__file__).parent / "data" / "chains.jsonl")
 TUNING = [r for r in SET if r["origin"] != "smollm2-heldout"]
@@ -136,14 +135,10 @@ def test_reasks_carry_the_gates_reasons():
         assert "original image" not in res.chain.reasoning
 
 
-def _cli(*args):
-    return subprocess.run([*robustgen_cmd(), *map(str, args)], capture_output=True, text=True, timeout=600)
-
-
 def test_validate_flags_planted_bad_chains_by_id_and_code_and_leaves_good_ones_alone(tmp_path):
     ds = tmp_path / "ds"
-    assert _cli("synth", "--out", ds).returncode == 0
-    assert _cli("validate", ds).returncode == 0
+    assert cli("synth", "--out", ds).returncode == 0
+    assert cli("validate", ds).returncode == 0
     shard = next((ds / "data").glob("*.jsonl"))
     recs = [json.loads(line) for line in shard.read_text().splitlines()]
     planted = {}
@@ -160,20 +155,20 @@ def test_validate_flags_planted_bad_chains_by_id_and_code_and_leaves_good_ones_a
         rec["chain"], rec["response"] = chain.model_dump(mode="json"), render_chain(chain)
         planted[rec["id"]] = code
     shard.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    res = _cli("validate", ds)
+    res = cli("validate", ds)
     assert res.returncode == 1
     quality = [line for line in res.stderr.splitlines() if "chain quality" in line]
     for rid, code in planted.items():
         assert any(f"({rid}): chain quality {code}:" in line for line in quality), (rid, code, res.stderr)
     assert all(any(f"({rid})" in line for rid in planted) for line in quality)  # the good ones are left alone
-    stats = _cli("stats", ds, "--out", tmp_path / "st")
+    stats = cli("stats", ds, "--out", tmp_path / "st")
     assert stats.returncode == 0 and "leak 1" in stats.stdout.replace("\n", " ")
 
 
 def test_a_dataset_without_stored_verdicts_is_rechecked(tmp_path):
     """Older datasets (no chain_quality) validate, and a stored verdict is not trusted."""
     ds = tmp_path / "ds"
-    assert _cli("synth", "--out", ds, "--limit", 3).returncode == 0
+    assert cli("synth", "--out", ds, "--limit", 3).returncode == 0
     shard = next((ds / "data").glob("*.jsonl"))
     recs = [json.loads(line) for line in shard.read_text().splitlines()]
     recs[0].pop("chain_quality")
@@ -181,7 +176,7 @@ def test_a_dataset_without_stored_verdicts_is_rechecked(tmp_path):
     recs[1]["chain"], recs[1]["response"] = chain.model_dump(mode="json"), render_chain(chain)
     assert recs[1]["chain_quality"]["passed"] is True  # the stored verdict claims a pass
     shard.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    res = _cli("validate", ds)
+    res = cli("validate", ds)
     assert res.returncode == 1 and f"({recs[1]['id']}): chain quality leak" in res.stderr
     assert f"({recs[0]['id']})" not in res.stderr
     shutil.rmtree(ds)

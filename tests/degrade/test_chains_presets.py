@@ -5,7 +5,6 @@ TYPE is none(0.00) through parser, rewards, validate and exports."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections import Counter
 
 import numpy as np
@@ -17,11 +16,7 @@ from robustgen.degrade.recipes import presets
 from robustgen.schemas import parse_chain
 from robustgen.train.rewards import format_reward, r_deg
 
-from ..helpers import robustgen_cmd
-
-
-def cli(*args):
-    return subprocess.run([*robustgen_cmd(), *map(str, args)], capture_output=True, text=True, timeout=600)
+from ..helpers import cli
 
 
 def test_second_order_passes_are_recorded_in_order_and_replay_in_another_process(tmp_path):

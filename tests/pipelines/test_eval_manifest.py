@@ -7,18 +7,13 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import cv2
 
 from robustgen.images import encode, load_image, write_image
 
-from ..helpers import robustgen_cmd
-
-
-def cli(*args):
-    return subprocess.run([*robustgen_cmd(), *map(str, args)], capture_output=True, text=True, timeout=600)
+from ..helpers import cli
 
 
 def _tsv(tmp_path: Path) -> Path:

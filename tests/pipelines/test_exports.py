@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import cv2
@@ -18,12 +17,7 @@ from robustgen.degrade.quality import ssim
 from robustgen.images import decode
 from robustgen.schemas import parse_chain
 
-from ..helpers import robustgen_cmd
-
-
-def cli(*args, **kw):
-    cmd = [*robustgen_cmd(), *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+from ..helpers import cli
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,12 +13,7 @@ import pytest
 
 from robustgen.pipelines.output import safe_name
 
-from ..helpers import robustgen_cmd
-
-
-def cli(*args, **kw):
-    cmd = [*robustgen_cmd(), *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+from ..helpers import cli
 
 
 def one_line_error(res, code: int = 2) -> str:
