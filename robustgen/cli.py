@@ -641,7 +641,8 @@ def stats_cmd(
 
     with user_errors():
         st, page = write_stats(dataset, out_dir)
-    table = Table(title=f"{len(st['records'])} records, {st['failed']} failures")
+    several = f" ({st['multi_image']} with several images)" if st["multi_image"] else ""
+    table = Table(title=f"{len(st['records'])} records{several}, {st['failed']} failures")
     table.add_column("stage / degrader")
     table.add_column("count", justify="right")
     for stage in Stage:

@@ -27,7 +27,7 @@ class TeacherInput:
     sample_id: str
     clean: np.ndarray | None
     degraded: np.ndarray | None
-    degradations: list[AppliedDegradation]
+    degradations: list[AppliedDegradation]  # of the (first) degraded image
     question: str
     answer: str | None  # None: open-ended (no ground truth; the teacher answers from the image)
     choices: list[str] | None = None
@@ -36,6 +36,7 @@ class TeacherInput:
     gate: ChainGate = field(default_factory=ChainGate)  # the quality gate's checks (re-asks carry its reasons)
     fresh: bool = False  # ask again instead of reusing cached replies (a retried failure)
     feedback: tuple[str, ...] = ()  # why earlier chains for this sample were turned down (a judge's critique)
+    others: tuple[np.ndarray, ...] = ()  # the later images of a multi-image question, in prompt order
 
     @property
     def total_severity(self) -> float:
@@ -47,11 +48,12 @@ class TeacherInput:
         row: SourceRow,
         degradations: list[AppliedDegradation],
         band: LengthBand,
-        images: tuple[np.ndarray, np.ndarray] | None = None,
+        images: tuple[np.ndarray, ...] | None = None,
         gate: ChainGate | None = None,
     ) -> TeacherInput:
-        """The input for a source row and its degradations; ``images`` (clean, degraded) when the teacher looks."""
-        clean, degraded = images if images is not None else (None, None)
+        """The input for a source row and its degradations; ``images`` (clean, degraded, later images of a
+        multi-image question...) when the teacher looks."""
+        clean, degraded, *others = images if images is not None else (None, None)
         return cls(
             sample_id=row.id,
             clean=clean,
@@ -64,6 +66,7 @@ class TeacherInput:
             band=band,
             gate=gate or ChainGate(),
             fresh=row.retry,
+            others=tuple(others),
         )
 
 

@@ -173,6 +173,8 @@ class OpenAITeacher(Teacher):
         if not self.config.images:
             return [], []
         imgs = [img for a in which if (img := getattr(item, a)) is not None]
+        if "degraded" in which and "clean" not in which:  # a multi-image question: every version it asks about
+            imgs += item.others
         pairs = await asyncio.to_thread(lambda: [data_url(img, self.config.max_image_side) for img in imgs])
         return [u for u, _ in pairs], [h for _, h in pairs]
 

@@ -120,13 +120,16 @@ def check_dataset(
     for rec in ds.iter_records():
         rep.records += 1
         try:
-            with Image.open(rec.image_in(ds.root)) as im:
-                w, h = im.size
+            sizes = []
+            for f in rec.images_in(ds.root):
+                with Image.open(f) as im:
+                    sizes.append(im.size)
         except Exception as exc:  # noqa: BLE001  (a missing or hostile image is this record's problem)
             rep.broken["image unreadable"] += 1
-            rep.problems.append(f"{rec.id}: image {rec.image} unreadable ({' '.join(str(exc).split())[:120]})")
+            rep.problems.append(f"{rec.id}: image unreadable ({' '.join(str(exc).split())[:120]})")
             continue
-        tokens = image_tokens(family, h, w, max_pixels)
+        w, h = max(sizes, key=lambda s: s[0] * s[1])
+        tokens = sum(image_tokens(family, hh, ww, max_pixels) for ww, hh in sizes)
         prompt = tokens + count(f"{question_text(rec.question, rec.choices)}\n{ROBUST_R1_INSTRUCTION}")
         completion = count(rec.response)
         rep.max_image_tokens = max(rep.max_image_tokens, tokens)

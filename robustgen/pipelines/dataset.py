@@ -15,6 +15,7 @@ from robustgen.annotate.gate import gate_chain
 from robustgen.annotate.validate import answer_matches, expected_types
 from robustgen.errors import RobustgenError, first_line
 from robustgen.schemas import DatasetRecord, parse_chain, render_chain
+from robustgen.schemas.paths import regular_file_under
 from robustgen.schemas.recipe import ChainGate
 
 
@@ -131,6 +132,23 @@ def _first(exc: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
 
 
+def _image_problems(ds: Dataset, rel: str, rec: DatasetRecord, k: int) -> list[str]:
+    """What is wrong with image ``k`` (1-based) of ``rec``: missing, outside the folder, unreadable, or not the
+    record's size."""
+    name = "image" if k == 1 else f"image {k}"
+    try:
+        img = regular_file_under(ds.root, rel)
+    except ValueError as exc:
+        return [f"{name} {exc}"]
+    try:
+        with Image.open(img) as im:
+            if im.size != (rec.width, rec.height):
+                return [f"{name} is {im.size[0]}x{im.size[1]}, record says {rec.width}x{rec.height}"]
+    except Exception as exc:  # noqa: BLE001  (a hostile file: OSError, bomb, SyntaxError, ...)
+        return [f"{name} {rel} is unreadable ({_line(exc)})"]
+    return []
+
+
 def gate_of(ds: Dataset) -> ChainGate:
     """The quality gate the dataset was built with (its manifest's recipe), defaults when absent or unreadable."""
     recipe = ds.manifest.get("recipe")
@@ -182,20 +200,10 @@ def validate_dataset(root: str | Path) -> list[str]:
                 problems.append(f"{where} ({rec.id}): clean image {exc}")
             except Exception as exc:  # noqa: BLE001  (a hostile file)
                 problems.append(f"{where} ({rec.id}): clean image unreadable ({_line(exc)})")
-        try:
-            img = rec.image_in(ds.root)
-        except ValueError as exc:
-            problems.append(f"{where} ({rec.id}): image {exc}")
-        else:
-            try:
-                with Image.open(img) as im:
-                    if im.size != (rec.width, rec.height):
-                        problems.append(
-                            f"{where} ({rec.id}): image is {im.size[0]}x{im.size[1]}, record says "
-                            f"{rec.width}x{rec.height}"
-                        )
-            except Exception as exc:  # noqa: BLE001  (a hostile file: OSError, bomb, SyntaxError, ...)
-                problems.append(f"{where} ({rec.id}): image {rec.image} is unreadable ({_line(exc)})")
+        if len(set(rec.images)) != len(rec.images):
+            problems.append(f"{where} ({rec.id}): the record names one image file twice")
+        for k, rel in enumerate(rec.images, start=1):
+            problems += [f"{where} ({rec.id}): {p}" for p in _image_problems(ds, rel, rec, k)]
     counts = ds.counts()
     fails = 0
     for where, obj, err in ds.failure_lines():

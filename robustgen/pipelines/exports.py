@@ -26,6 +26,19 @@ def question_text(rec: DatasetRecord) -> str:
     return _question_text(rec.question, rec.choices)
 
 
+def _tokens(rec: DatasetRecord) -> str:
+    """One ``<image>`` placeholder per image of the record, in order."""
+    return "<image>" * len(rec.images)
+
+
+def _place_all(ds: Dataset, rec: DatasetRecord, out: Path, max_pixels: int | None, strip: str = "") -> list[str]:
+    """Place every image of ``rec`` under ``out`` (paths kept, less the ``strip`` prefix); their paths there."""
+    rels = [rel.removeprefix(strip) for rel in rec.images]
+    for src, rel in zip(rec.images_in(ds.root), rels, strict=True):
+        _place_image(src, out / rel, max_pixels)
+    return rels
+
+
 def _bounded(src: Path, max_pixels: int | None) -> bytes | None:
     """The image re-encoded within ``max_pixels`` (area-downscaled, aspect kept), or None when it already fits."""
     if not max_pixels:
@@ -82,15 +95,15 @@ def export_llamafactory(
     ds, out = _checked(root), Path(out)
     rows = []
     for rec in ds.iter_records():
-        _place_image(rec.image_in(ds.root), out / rec.image, max_pixels)
+        rels = _place_all(ds, rec, out, max_pixels)
         rows.append(
             {
                 "id": rec.id,
                 "conversations": [
-                    {"from": "human", "value": f"<image>{question_text(rec)}\n{ROBUST_R1_INSTRUCTION}"},
+                    {"from": "human", "value": f"{_tokens(rec)}{question_text(rec)}\n{ROBUST_R1_INSTRUCTION}"},
                     {"from": "gpt", "value": rec.response},
                 ],
-                "images": [rec.image],
+                "images": rels,
             }
         )
     out.mkdir(parents=True, exist_ok=True)
@@ -107,20 +120,19 @@ def export_llamafactory(
 
 
 def export_robust_r1(root: str | Path, out: str | Path, max_pixels: int | None = None) -> Path:
-    """The JSONL that Robust-R1's grpo_jsonl.py reads with --data_file_paths / --image_folders OUT/images."""
+    """The JSONL that Robust-R1's grpo_jsonl.py reads with --data_file_paths / --image_folders OUT/images
+    (``image`` a path, or a list of paths for a multi-image record, as VLM-R1's loader takes them)."""
     ds, out = _checked(root), Path(out)
-    images = out / "images"
     lines = []
     for rec in ds.iter_records():
-        rel = rec.image.removeprefix("images/")
-        _place_image(rec.image_in(ds.root), images / rel, max_pixels)
+        rels = _place_all(ds, rec, out / "images", max_pixels, strip="images/")
         lines.append(
             json.dumps(
                 {
                     "id": rec.id,
-                    "image": rel,
+                    "image": rels[0] if len(rels) == 1 else rels,
                     "conversations": [
-                        {"from": "human", "value": f"<image>{question_text(rec)}"},
+                        {"from": "human", "value": f"{_tokens(rec)}{question_text(rec)}"},
                         {"from": "gpt", "value": rec.response},
                     ],
                 },
@@ -156,7 +168,7 @@ def export_trl(root: str | Path, out: str | Path, max_pixels: int | None = None)
     )
     path = out / "train.parquet"
     _stream_parquet(
-        path, schema, ({**training_row(r), "images": [_image_cell(ds, r, max_pixels)]} for r in ds.iter_records())
+        path, schema, ({**training_row(r), "images": _image_cells(ds, r, max_pixels)} for r in ds.iter_records())
     )
     return path
 
@@ -168,9 +180,12 @@ def _image_struct():
     return pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
 
-def _image_cell(ds: Dataset, rec: DatasetRecord, max_pixels: int | None = None) -> dict[str, Any]:
-    src = rec.image_in(ds.root)
-    return {"bytes": _bounded(src, max_pixels) or src.read_bytes(), "path": Path(rec.image).name}
+def _image_cells(ds: Dataset, rec: DatasetRecord, max_pixels: int | None = None) -> list[dict[str, Any]]:
+    """Every image of ``rec`` as a parquet image cell, in prompt order."""
+    return [
+        {"bytes": _bounded(src, max_pixels) or src.read_bytes(), "path": Path(rel).name}
+        for src, rel in zip(rec.images_in(ds.root), rec.images, strict=True)
+    ]
 
 
 def _stream_parquet(path: Path, schema, rows) -> None:
@@ -194,9 +209,9 @@ def _stream_parquet(path: Path, schema, rows) -> None:
 
 def export_verl(root: str | Path, out: str | Path, max_pixels: int | None = None) -> Path:
     """verl's RLHFDataset parquet: ``data_source``, a chat ``prompt`` whose text holds one ``<image>``
-    placeholder (verl splits on it), ``images`` as ``{bytes, path}``, ``ability``, ``reward_model`` (rule style,
-    the ground truth) and ``extra_info`` (index, id, question, answer, choices, the reference chain and the exact
-    degradation records)."""
+    placeholder per image (verl splits on it), ``images`` as ``{bytes, path}``, ``ability``, ``reward_model``
+    (rule style, the ground truth) and ``extra_info`` (index, id, question, answer, choices, the reference chain
+    and the exact degradation records)."""
     import pyarrow as pa
 
     ds, out = _checked(root), Path(out)
@@ -228,11 +243,11 @@ def export_verl(root: str | Path, out: str | Path, max_pixels: int | None = None
     def rows():
         for i, rec in enumerate(ds.iter_records()):
             row = training_row(rec)  # the reward columns, built once for every consumer
-            text = f"<image>{question_text(rec)}\n{ROBUST_R1_INSTRUCTION}"
+            text = f"{_tokens(rec)}{question_text(rec)}\n{ROBUST_R1_INSTRUCTION}"
             yield {
                 "data_source": "robustgen",
                 "prompt": [{"role": "user", "content": text}],
-                "images": [_image_cell(ds, rec, max_pixels)],
+                "images": _image_cells(ds, rec, max_pixels),
                 "ability": "robust-vqa",
                 "reward_model": {"style": "rule", "ground_truth": rec.chain.answer},
                 "extra_info": {
@@ -274,9 +289,9 @@ def export_easyr1(root: str | Path, out: str | Path, max_pixels: int | None = No
         for rec in ds.iter_records():
             row = training_row(rec)
             yield {
-                "problem": f"<image>{question_text(rec)}",
+                "problem": f"{_tokens(rec)}{question_text(rec)}",
                 "answer": rec.chain.answer,
-                "images": [_image_cell(ds, rec, max_pixels)],
+                "images": _image_cells(ds, rec, max_pixels),
                 **{k: row[k] for k in ("id", "choices", "solution", "degradations")},
             }
 
@@ -288,18 +303,21 @@ def export_easyr1(root: str | Path, out: str | Path, max_pixels: int | None = No
 def export_robust_u1(root: str | Path, out: str | Path, max_pixels: int | None = None) -> Path:
     """Robust-U1's restoration pairs: JSONL rows ``{prompt, image, target_image}`` (degraded -> clean), paths
     relative to ``out``; needs a dataset built with ``synth --keep-clean``. Clean images shared by several
-    samples are placed once."""
+    samples are placed once; each image of a multi-image record is its own pair (id ``<id>~<k>`` for k >= 2)."""
     ds, out = _checked(root), Path(out)
     lines = []
     for rec in ds.iter_records():
         if rec.clean_image is None:
             raise RobustgenError(f"{root}: record {rec.id} has no clean image; build the dataset with --keep-clean")
-        _place_image(rec.image_in(ds.root), out / rec.image, max_pixels)
         _place_image(rec.clean_image_in(ds.root), out / rec.clean_image, max_pixels)
-        labels = ", ".join(d.label for d in rec.degradations) or "nothing (the image is clean)"
-        prompt = f"<image>Restore this image: remove the {labels} and recover the clean picture."
-        row = {"id": rec.id, "prompt": prompt, "image": rec.image, "target_image": rec.clean_image}
-        lines.append(json.dumps(row, ensure_ascii=False))
+        rels = _place_all(ds, rec, out, max_pixels)
+        versions = [rec.degradations, *(x.degradations for x in rec.extra_images)]
+        for k, (rel, degs) in enumerate(zip(rels, versions, strict=True), start=1):
+            labels = ", ".join(d.label for d in degs) or "nothing (the image is clean)"
+            prompt = f"<image>Restore this image: remove the {labels} and recover the clean picture."
+            pair_id = rec.id if k == 1 else f"{rec.id}~{k}"
+            row = {"id": pair_id, "prompt": prompt, "image": rel, "target_image": rec.clean_image}
+            lines.append(json.dumps(row, ensure_ascii=False))
     out.mkdir(parents=True, exist_ok=True)
     path = out / "robust_u1.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -43,10 +43,13 @@ def safe_name(sample_id: str) -> str:
     return escaped
 
 
-def image_relpath(sample_id: str, ext: str) -> str:
-    """images/<2 hex>/<safe id>.<ext>: a fan-out keeps folders small on million-sample runs."""
+def image_relpath(sample_id: str, ext: str, k: int = 1) -> str:
+    """images/<2 hex>/<safe id>.<ext>: a fan-out keeps folders small on million-sample runs. The ``k``-th image
+    of a multi-image sample (k >= 2) is ``<safe id>~<k>.<ext>``: ``~`` never occurs in a safe name, so no other
+    sample's file can be named so."""
     bucket = hashlib.sha1(sample_id.encode("utf-8", "surrogatepass")).hexdigest()[:2]
-    return f"{IMAGES_DIR}/{bucket}/{safe_name(sample_id)}.{ext}"
+    tail = "" if k == 1 else f"~{k}"
+    return f"{IMAGES_DIR}/{bucket}/{safe_name(sample_id)}{tail}.{ext}"
 
 
 class Output:

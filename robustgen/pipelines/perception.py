@@ -6,21 +6,31 @@ Kinds, drawn per sample from (run seed, sample id):
 - ``which``: which degradation affects the image (multiple choice; distractors are plausible confusions: the
   same stage first, then degraders sharing a word of the label); a clean control's answer is "none";
 - ``strength``: how strong a named degradation is (slight / moderate / strong / severe, the TYPE-tag bins);
-- ``direction``: which way motion blur smears the picture (four orientation bins; only when it is present).
+- ``direction``: which way motion blur smears the picture (four orientation bins; only when it is present);
+- ``compare``: which of two versions of the image is more degraded (a two-image record): both carry the same
+  degradations drawn from one random stream (same layout and noise), one at the drawn severities and one at a
+  fraction of them, in random order. The record's ``degradations`` describe the first image, ``extra_images``
+  the second; a pair whose SSIM differs by less than ``MIN_GAP`` is not asked (the sample gets another kind).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from robustgen.annotate.wording import influence_of, severity_word
 from robustgen.degrade import registry
+from robustgen.degrade.apply import plan_one
 from robustgen.degrade.seeding import generator
-from robustgen.schemas import AppliedDegradation, SourceRow
+from robustgen.schemas import AppliedDegradation, Quality, SourceRow
 
 TASKS = ("answer", "degradation-qa")
 CLEAN_OPTION = "none, the image is clean"
 STRENGTHS = ("slight", "moderate", "strong", "severe")
+ORDINALS = ("the first image", "the second image")
+#: a two-image question is only asked when the versions' SSIM to the clean image differ by at least this much
+MIN_GAP = 0.02
 DIRECTIONS = ("left-right (horizontal)", "rising diagonal (/)", "up-down (vertical)", "falling diagonal (\\)")
 
 
@@ -86,9 +96,55 @@ def _direction(row: SourceRow, blur: AppliedDegradation) -> SourceRow:
     )
 
 
-def perception_row(row: SourceRow, degradations: list[AppliedDegradation], seed: int) -> SourceRow:
-    """``row`` with its question, choices, answer and rationale replaced by a perception task about
-    ``degradations`` (deterministic in the run seed and the sample id)."""
+@dataclass(frozen=True)
+class Task:
+    """A perception task: the row that asks it and the degradations of each image it shows, in prompt order."""
+
+    kind: str
+    row: SourceRow
+    versions: list[list[AppliedDegradation]]
+
+    def settled(self, qualities: list[Quality]) -> bool:
+        """Whether the images, measured, support the answer: a two-image question needs a visible gap."""
+        if self.kind != "compare":
+            return True
+        first, second = (q.ssim for q in qualities)
+        return abs(first - second) >= MIN_GAP
+
+
+def _version(degradations: list[AppliedDegradation], scale: float, seed: int, sample_id: str):
+    """``degradations`` re-drawn at ``scale`` x their severities from one stream per sample: every version of a
+    sample draws the same values (degraders draw alike at every severity), so only the strength differs."""
+    rng = generator(seed, f"pair:{sample_id}")
+    return [plan_one(registry.get(d.name), max(0.01, round(d.severity * scale, 4)), rng) for d in degradations]
+
+
+def _compare(row: SourceRow, degs: list[AppliedDegradation], seed: int, rng: np.random.Generator) -> Task:
+    scale = float(rng.uniform(0.15, 0.4))
+    strong, weak = _version(degs, 1.0, seed, row.id), _version(degs, scale, seed, row.id)
+    first_is_worse = bool(rng.random() < 0.5)
+    versions = [strong, weak] if first_is_worse else [weak, strong]
+    labels = ", ".join(d.label for d in degs)
+    words = [", ".join(severity_word(d.severity) for d in v) for v in versions]
+    worse = 0 if first_is_worse else 1
+    why = (
+        f"Both images carry the same {labels}: {words[0]} in the first and {words[1]} in the second, so "
+        f"{ORDINALS[worse]} loses more detail and is the more degraded one."
+    )
+    asked = row.model_copy(
+        update={
+            "question": "Which of these two versions of the same picture is more degraded?",
+            "choices": list(ORDINALS),
+            "answer": str(worse),
+            "rationale": why,
+        }
+    )
+    return Task("compare", asked, versions)
+
+
+def perception_task(row: SourceRow, degradations: list[AppliedDegradation], seed: int, two_images: bool = True) -> Task:
+    """A perception task about ``degradations`` replacing the row's question, choices, answer and rationale
+    (deterministic in the run seed and the sample id); ``two_images`` False leaves out the ``compare`` kind."""
     rng = generator(seed, f"task:{row.id}")
     kinds = ["which"]
     if degradations:
@@ -96,10 +152,14 @@ def perception_row(row: SourceRow, degradations: list[AppliedDegradation], seed:
     blur = next((d for d in degradations if d.name == "motion_blur"), None)
     if blur is not None:
         kinds.append("direction")
+    if degradations and two_images:
+        kinds.append("compare")
     kind = kinds[int(rng.integers(0, len(kinds)))]
+    if kind == "compare":
+        return _compare(row, degradations, seed, rng)
     if kind == "strength":
-        return _strength(row, degradations, rng)
+        return Task(kind, _strength(row, degradations, rng), [degradations])
     if kind == "direction":
         assert blur is not None
-        return _direction(row, blur)
-    return _which(row, degradations, rng)
+        return Task(kind, _direction(row, blur), [degradations])
+    return Task(kind, _which(row, degradations, rng), [degradations])

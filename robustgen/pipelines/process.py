@@ -21,10 +21,19 @@ from robustgen.degrade.recipes import Recipe
 from robustgen.errors import RobustgenError
 from robustgen.images import SAMPLE_PREFIX, decode, encode, load_image, pixel_sha256, read_bytes
 from robustgen.pipelines.output import DATA_DIR, WORK_DIR, Output, image_relpath, shard_name
-from robustgen.schemas import DatasetRecord, DegradedSample, Failure, LengthBand, Quality, SourceRow, render_chain
+from robustgen.schemas import (
+    DatasetRecord,
+    DegradedSample,
+    ExtraImage,
+    Failure,
+    LengthBand,
+    Quality,
+    SourceRow,
+    render_chain,
+)
 from robustgen.schemas.recipe import ChainGate
 
-Images = tuple[np.ndarray, np.ndarray]  # (clean, degraded)
+Images = tuple[np.ndarray, ...]  # (clean, degraded, later images of a multi-image task...)
 
 
 def load_row_image(row: SourceRow) -> np.ndarray:
@@ -50,29 +59,55 @@ def degrade_row(
     task: str = "answer",
     keep_clean: bool = False,
 ) -> tuple[DegradedSample, Images] | Failure:
-    """Decode, plan, degrade and write the degraded image; the sample and its pixels, or a failure. With
-    ``task`` ``degradation-qa`` the row's question becomes a perception task about its own degradations."""
+    """Decode, plan, degrade and write the degraded image(s); the sample and its pixels, or a failure. With
+    ``task`` ``degradation-qa`` the row's question becomes a perception task about its own degradations (which
+    may show two versions of the image)."""
     try:
         clean = load_row_image(row)
         plan = recipe.sample(seed=seed, sample_id=row.id)
+        versions = [plan.degradations]
         if task == "degradation-qa":
-            from robustgen.pipelines.perception import perception_row
+            from robustgen.pipelines.perception import perception_task
 
-            row = perception_row(row, plan.degradations, seed)
-        degraded = replay(clean, plan.degradations)
-        rel = image_relpath(row.id, image_format)
-        out.write_bytes(rel, encode(degraded, image_format), atomic=False)
+            asked = perception_task(row, plan.degradations, seed)
+            renders, qualities = _render(clean, asked.versions)
+            if not asked.settled(qualities):  # two versions too alike to tell apart: ask something else
+                asked = perception_task(row, plan.degradations, seed, two_images=False)
+                renders, qualities = _render(clean, asked.versions)
+            row, versions = asked.row, asked.versions
+        else:
+            renders, qualities = _render(clean, versions)
+        rels = [image_relpath(row.id, image_format, k) for k in range(1, len(renders) + 1)]
+        for rel, degraded in zip(rels, renders, strict=True):
+            out.write_bytes(rel, encode(degraded, image_format), atomic=False)
         clean_rel = write_clean(out, clean) if keep_clean else None
     except RobustgenError as exc:
         return fail(row, "degrade", str(exc))
     except OSError as exc:
         return fail(row, "write", f"could not write the image: {exc}")
     h, w = clean.shape[:2]
-    quality = Quality(psnr=round(psnr(clean, degraded), 4), ssim=round(ssim(clean, degraded), 6))
+    extra = [
+        ExtraImage(image=rel, degradations=v, quality=q)
+        for rel, v, q in zip(rels[1:], versions[1:], qualities[1:], strict=True)
+    ]
     sample = DegradedSample(
-        row=row, image=rel, width=w, height=h, degradations=plan.degradations, quality=quality, clean_image=clean_rel
+        row=row,
+        image=rels[0],
+        width=w,
+        height=h,
+        degradations=versions[0],
+        quality=qualities[0],
+        clean_image=clean_rel,
+        extra_images=extra,
     )
-    return sample, (clean, degraded)
+    return sample, (clean, *renders)
+
+
+def _render(clean: np.ndarray, versions: list[list]) -> tuple[list[np.ndarray], list[Quality]]:
+    """Each version of ``clean`` and its quality against it."""
+    renders = [replay(clean, v) for v in versions]
+    qualities = [Quality(psnr=round(psnr(clean, r), 4), ssim=round(ssim(clean, r), 6)) for r in renders]
+    return renders, qualities
 
 
 def write_clean(out: Output, clean: np.ndarray) -> str:
@@ -87,7 +122,8 @@ def write_clean(out: Output, clean: np.ndarray) -> str:
 
 def reload_images(sample: DegradedSample, out: Output) -> Images:
     """The clean and degraded pixels of a sample that crossed a process boundary as a path."""
-    return load_row_image(sample.row), decode(out.read_bytes(sample.image), sample.image)
+    degraded = [decode(out.read_bytes(rel), rel) for rel in (sample.image, *(x.image for x in sample.extra_images))]
+    return (load_row_image(sample.row), *degraded)
 
 
 async def annotate_sample(
@@ -136,6 +172,7 @@ async def annotate_sample(
             quality=sample.quality,
             chain_quality=quality_of(findings, gate),
             clean_image=sample.clean_image,
+            extra_images=sample.extra_images,
             judge=result.judge,
         )
     except ValidationError as exc:

@@ -17,6 +17,7 @@ from robustgen.errors import ImageError
 from robustgen.images import data_url, read_image
 from robustgen.pipelines.dataset import Dataset, gate_of
 from robustgen.schemas import DatasetRecord, Stage
+from robustgen.schemas.paths import regular_file_under
 
 
 def compute(ds: Dataset) -> dict[str, Any]:
@@ -25,11 +26,12 @@ def compute(ds: Dataset) -> dict[str, Any]:
     by_stage: Counter[str] = Counter()
     severities, totals, lengths = [], [], []
     for r in recs:
-        for d in r.degradations:
-            by_name[d.name] += 1
-            by_stage[d.stage.value] += 1
-            severities.append(d.severity)
-        totals.append(sum(d.severity for d in r.degradations))
+        for degs in (r.degradations, *(x.degradations for x in r.extra_images)):  # every image written
+            for d in degs:
+                by_name[d.name] += 1
+                by_stage[d.stage.value] += 1
+                severities.append(d.severity)
+        totals.append(sum(d.severity for d in r.degradations))  # beside the chain's length: the first image
         lengths.append(word_count(r.chain.reasoning))
     gate = gate_of(ds)
     gate_fails: Counter[str] = Counter()
@@ -38,6 +40,8 @@ def compute(ds: Dataset) -> dict[str, Any]:
     reasons = Counter(f"{str(f.get('stage', '?'))[:20]}: {str(f.get('reason', ''))[:70]}" for f in ds.failures())
     return {
         "records": recs,
+        "images": sum(len(r.images) for r in recs),
+        "multi_image": sum(len(r.images) > 1 for r in recs),
         "by_name": by_name,
         "by_stage": by_stage,
         "severities": severities,
@@ -121,10 +125,10 @@ def _plots(st: dict[str, Any]) -> dict[str, bytes]:
     return out
 
 
-def _thumb(ds: Dataset, rec: DatasetRecord, side: int = 256) -> str:
-    """A data URL of a small JPEG of the record's image; empty when it cannot be read (``validate`` says why)."""
+def _thumb(ds: Dataset, rel: str, side: int = 256) -> str:
+    """A data URL of a small JPEG of a record's image; empty when it cannot be read (``validate`` says why)."""
     try:
-        return data_url(read_image(rec.image_in(ds.root)), side, quality=85)[0]
+        return data_url(read_image(regular_file_under(ds.root, rel)), side, quality=85)[0]
     except (ValueError, ImageError):
         return ""
 
@@ -141,7 +145,8 @@ def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery
         ".card img{width:256px;height:auto;flex:none}.tag{font-family:monospace;font-size:13px;white-space:pre-wrap}"
         "td,th{padding:2px 10px;text-align:left}</style></head><body>",
         f"<h1>robustgen dataset: {e(str(ds.root.name))}</h1>",
-        f"<p>{m.get('written', 0)} written, {m.get('failed', 0)} failed of {m.get('total', 0)}; seed "
+        f"<p>{m.get('written', 0)} written ({st['images']} images, {st['multi_image']} records with several), "
+        f"{m.get('failed', 0)} failed of {m.get('total', 0)}; seed "
         f"{e(str(ds.manifest.get('seed')))}; teacher {e(str(kind))}</p>",
     ]
     for name, data in images.items():
@@ -166,8 +171,9 @@ def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery
     parts.append("<h2>samples</h2>")
     for r in st["records"][:gallery]:
         parts.append(
-            f"<div class='card'><img alt='{e(r.id)}' src='{_thumb(ds, r)}'>"
-            f"<div><b>{e(r.id)}</b>: {e(r.question)}<div class='tag'>{e(r.response)}</div></div></div>"
+            "<div class='card'>"
+            + "".join(f"<img alt='{e(r.id)} image {k}' src='{_thumb(ds, rel)}'>" for k, rel in enumerate(r.images, 1))
+            + f"<div><b>{e(r.id)}</b>: {e(r.question)}<div class='tag'>{e(r.response)}</div></div></div>"
         )
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -10,7 +10,7 @@ from robustgen.schemas.recipe import (
     Recipe,
     SeverityDistribution,
 )
-from robustgen.schemas.record import DatasetRecord, Quality
+from robustgen.schemas.record import DatasetRecord, ExtraImage, Quality
 from robustgen.schemas.sample import DegradedSample, Failure, SourceRow
 from robustgen.schemas.teacher import TeacherInfo, TeacherResult, Usage
 
@@ -20,6 +20,7 @@ __all__ = [
     "AppliedDegradation",
     "ChainParseError",
     "DatasetRecord",
+    "ExtraImage",
     "Quality",
     "LengthBand",
     "ReasoningChain",

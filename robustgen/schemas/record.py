@@ -30,6 +30,22 @@ class ChainQuality(BaseModel):
     checks: dict[str, str] = Field(description="per check: 'ok', 'off', or why it failed")
 
 
+class ExtraImage(BaseModel):
+    """A later image of a multi-image record (e.g. the second version in "which of two is more degraded"): its
+    file, the exact degradations that made it from the record's clean image, and its quality against it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    image: str = Field(min_length=1, description="relative to the dataset folder")
+    degradations: list[AppliedDegradation]
+    quality: Quality
+
+    @field_validator("image")
+    @classmethod
+    def _inside(cls, image: str) -> str:
+        return check_relative(image)
+
+
 class DatasetRecord(BaseModel):
     """A written sample. Unknown extra keys are kept (forward compatible), known ones are checked."""
 
@@ -54,6 +70,11 @@ class DatasetRecord(BaseModel):
     clean_image: str | None = Field(
         default=None, description="the clean image, relative to the dataset folder (synth --keep-clean), else None"
     )
+    extra_images: list[ExtraImage] = Field(
+        default_factory=list,
+        description="images after the first, in prompt order (one <image> each); ``degradations`` and ``quality`` "
+        "describe the first",
+    )
 
     @field_validator("image", "clean_image")
     @classmethod
@@ -64,6 +85,15 @@ class DatasetRecord(BaseModel):
         """The degraded image file under the dataset folder ``root``; ``ValueError`` when it is missing, not a
         regular file, or (through a symlink) outside ``root``. Records are data: never followed blindly."""
         return regular_file_under(root, self.image)
+
+    @property
+    def images(self) -> list[str]:
+        """Every image of the record, in prompt order (one ``<image>`` placeholder each)."""
+        return [self.image, *(x.image for x in self.extra_images)]
+
+    def images_in(self, root: str | Path) -> list[Path]:
+        """Every image file under ``root``, in prompt order (``ValueError`` as ``image_in``)."""
+        return [regular_file_under(root, rel) for rel in self.images]
 
     def clean_image_in(self, root: str | Path) -> Path:
         """The kept clean image under ``root`` (``ValueError`` as ``image_in``; also when none was kept)."""

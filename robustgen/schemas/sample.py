@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from robustgen.schemas.degradation import AppliedDegradation
-from robustgen.schemas.record import Quality
+from robustgen.schemas.record import ExtraImage, Quality
 from robustgen.schemas.redaction import redact
 from robustgen.schemas.teacher import Usage
 
@@ -109,3 +109,4 @@ class DegradedSample(BaseModel):
     degradations: list[AppliedDegradation]
     quality: Quality
     clean_image: str | None = Field(default=None, description="the clean image kept beside it (synth --keep-clean)")
+    extra_images: list[ExtraImage] = Field(default_factory=list, description="later images of a multi-image task")

@@ -10,10 +10,11 @@ from robustgen.schemas.record import DatasetRecord
 
 
 def training_prompt(rec: DatasetRecord) -> list[dict[str, Any]]:
-    """The conversational prompt: one image placeholder, then the question (options listed) and the
-    Robust-R1 instruction."""
+    """The conversational prompt: one image placeholder per image of the record, then the question (options
+    listed) and the Robust-R1 instruction."""
     text = f"{question_text(rec.question, rec.choices)}\n{ROBUST_R1_INSTRUCTION}"
-    return [{"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": text}]}]
+    images = [{"type": "image", "text": None} for _ in rec.images]
+    return [{"role": "user", "content": [*images, {"type": "text", "text": text}]}]
 
 
 def training_row(rec: DatasetRecord) -> dict[str, Any]:

@@ -25,8 +25,8 @@ def _rows_from_folder(root: str, version: str = ""):
         with shard.open("rb") as f:
             f.seek(offset)
             rec = DatasetRecord.model_validate_json(f.readline())
-        image = rec.image_in(folder)
-        yield {**training_row(rec), "images": [{"bytes": image.read_bytes(), "path": image.name}]}
+        images = [{"bytes": f.read_bytes(), "path": f.name} for f in rec.images_in(folder)]
+        yield {**training_row(rec), "images": images}
 
 
 def load_training_dataset(path: str | Path):

@@ -272,3 +272,25 @@ def test_open_ended_rows_have_no_answer_check_but_need_an_answer(server, item):
     res = run(teacher(server.url).annotate(open_item))
     assert res.chain.answer == "unknown"  # whatever the model answered: there is no ground truth to match
     assert "There is no reference answer" in json.dumps(server.requests[0]["messages"])
+
+
+def test_a_two_image_question_shows_the_teacher_both_versions_in_order(server, item):
+    """A multi-image record's later images follow the degraded one wherever the teacher is shown it."""
+    from dataclasses import replace
+
+    from robustgen.images import data_url
+
+    second = np.full_like(item.degraded, 7)
+    two = replace(item, others=(second,))
+    run(teacher(server.url).annotate(two))
+    urls = [p["image_url"]["url"] for p in server.requests[0]["messages"][1]["content"] if p.get("type") == "image_url"]
+    assert urls == [data_url(item.degraded, 768)[0], data_url(second, 768)[0]]
+    server.requests.clear()
+    run(teacher(server.url, mode="staged").annotate(two))
+    shown = [
+        [p["image_url"]["url"] for p in r["messages"][1]["content"] if p.get("type") == "image_url"]
+        for r in server.requests[:2]
+    ]
+    url = {k: data_url(v, 768)[0] for k, v in (("clean", item.clean), ("first", item.degraded), ("second", second))}
+    assert shown[0] == [url["clean"], url["first"]]  # influence: the first image and its clean original
+    assert shown[1] == [url["first"], url["second"]]  # reasoning: every version the question asks about

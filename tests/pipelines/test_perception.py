@@ -8,8 +8,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+
+from robustgen.annotate.validate import expected_types
 from robustgen.annotate.wording import severity_word
-from robustgen.pipelines.perception import CLEAN_OPTION, direction_bin
+from robustgen.degrade.apply import replay
+from robustgen.pipelines.perception import CLEAN_OPTION, MIN_GAP, ORDINALS, direction_bin
 
 from ..helpers import robustgen_cmd
 
@@ -42,12 +46,16 @@ def test_perception_answers_match_the_records(image_dir, tmp_path):
             label = r["question"][len("How strong is the ") : -len(" in this image?")]
             (d,) = [d for d in r["degradations"] if d["label"] == label][:1]
             assert chosen == severity_word(d["severity"])
-        else:
+        elif r["question"].startswith("In which direction"):
             kinds.add("direction")
             (blur,) = [d for d in r["degradations"] if d["name"] == "motion_blur"]
             assert int(r["answer"]) == direction_bin(blur["params"]["angle_deg"])
+        else:
+            kinds.add("compare")
+            assert r["question"].startswith("Which of these two versions") and len(r["extra_images"]) == 1
+        assert len(r["extra_images"]) == (1 if r["question"].startswith("Which of these two") else 0)
         assert r["chain"]["answer"] == r["answer"]
-    assert {"which", "strength", "direction"} <= kinds
+    assert {"which", "strength", "direction", "compare"} <= kinds
     assert subprocess.run([*robustgen_cmd(), "validate", str(out)], capture_output=True).returncode == 0
 
 
@@ -61,3 +69,122 @@ def test_the_task_is_part_of_the_run(tmp_path):
     assert subprocess.run(run, capture_output=True).returncode == 0
     res = subprocess.run([*run, "--task", "degradation-qa"], capture_output=True, text=True)
     assert res.returncode == 2 and "task" in res.stderr
+
+
+def _two_image_dataset(image_dir: Path, tmp_path: Path, *extra: str) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        for f in sorted(image_dir.glob("*.jpg")):
+            shutil.copy(f, src / f"{f.stem}-{i}.jpg")
+    out = tmp_path / "ds"
+    cmd = [*robustgen_cmd(), "synth", "--out", str(out), "--source", str(src), "--task", "degradation-qa", *extra]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def _recs(out: Path) -> list[dict]:
+    return [json.loads(x) for s in sorted((out / "data").glob("*.jsonl")) for x in s.read_text().splitlines()]
+
+
+def test_which_of_two_is_more_degraded_is_true_of_the_pixels(image_dir, tmp_path):
+    """Each two-image record: both versions carry the same degradations drawn alike (same names, params drawn
+    from one stream, same noise seeds), only weaker; the answer names the version that is more degraded by
+    its severities and by its SSIM to the clean image, recomputed here from the replayed pixels, which equal
+    the written files."""
+    from robustgen.degrade.quality import ssim
+    from robustgen.images import read_image
+    from robustgen.schemas import DatasetRecord
+
+    out = _two_image_dataset(image_dir, tmp_path, "--image-format", "png")
+    pairs = [DatasetRecord.model_validate(r) for r in _recs(out) if r["extra_images"]]
+    assert len(pairs) >= 5
+    for rec in pairs:
+        clean = read_image(rec.source_image)
+        (second,) = rec.extra_images
+        versions = [rec.degradations, second.degradations]
+        assert [d.name for d in versions[0]] == [d.name for d in versions[1]]
+        assert [d.seed for d in versions[0]] == [d.seed for d in versions[1]]  # same noise, same layout
+        pixels = [read_image(out / rel) for rel in rec.images]
+        for img, degs in zip(pixels, versions, strict=True):
+            assert np.array_equal(img, replay(clean, degs))
+        scores = [ssim(clean, img) for img in pixels]
+        assert [round(x, 6) for x in scores] == [rec.quality.ssim, second.quality.ssim]
+        worse = int(rec.answer)
+        better = 1 - worse
+        assert scores[worse] < scores[better] - MIN_GAP
+        assert all(a.severity > b.severity for a, b in zip(versions[worse], versions[better], strict=True))
+        assert rec.chain.types == expected_types(rec.degradations)  # TYPE describes the first image
+        assert rec.choices == list(ORDINALS) and rec.chain.answer == rec.answer
+
+
+def test_two_image_records_through_validate_stats_and_every_export(image_dir, tmp_path):
+    out = _two_image_dataset(image_dir, tmp_path, "--keep-clean")
+    recs = {r["id"]: r for r in _recs(out)}
+    n_images = {i: 1 + len(r["extra_images"]) for i, r in recs.items()}
+    assert set(n_images.values()) == {1, 2}
+    assert subprocess.run([*robustgen_cmd(), "validate", str(out)], capture_output=True).returncode == 0
+    res = subprocess.run([*robustgen_cmd(), "stats", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0 and "with several images" in " ".join(res.stdout.split())
+    page = (out / "stats" / "index.html").read_text()
+    assert f"{sum(n_images.values())} images" in page
+
+    def run_export(fmt: str) -> Path:
+        dst = tmp_path / f"x-{fmt}"
+        res = subprocess.run(
+            [*robustgen_cmd(), "export", str(out), "--to", fmt, "--out", str(dst)], capture_output=True
+        )
+        assert res.returncode == 0, res.stderr
+        return dst
+
+    # LLaMA-Factory: one <image> per listed image, every file present
+    dst = run_export("llamafactory")
+    for row in json.loads((dst / "robustgen.json").read_text()):
+        assert row["conversations"][0]["value"].count("<image>") == len(row["images"]) == n_images[row["id"]]
+        assert all((dst / p).is_file() for p in row["images"])
+    # Robust-R1 / VLM-R1 grpo_jsonl: "image" a path, or a list of paths for several images
+    dst = run_export("robust-r1")
+    for line in (dst / "robust_r1.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        paths = row["image"] if isinstance(row["image"], list) else [row["image"]]
+        assert row["conversations"][0]["value"].count("<image>") == len(paths) == n_images[row["id"]]
+        assert all((dst / "images" / p).is_file() for p in paths)
+    # the parquet exports, read with `datasets`: the second image is the record's second file
+    import datasets
+
+    for fmt in ("trl", "verl", "easyr1"):
+        rows = datasets.load_dataset("parquet", data_files=str(run_export(fmt) / "train.parquet"), split="train")
+        for row in rows:
+            rid = row["id"] if "id" in row else row["extra_info"]["id"]
+            if fmt == "trl":
+                slots = [c["type"] for c in row["prompt"][0]["content"]].count("image")
+            else:
+                slots = (row["problem"] if fmt == "easyr1" else row["prompt"][0]["content"]).count("<image>")
+            assert slots == len(row["images"]) == n_images[rid], fmt
+            if n_images[rid] == 2:
+                img = row["images"][1]
+                raw = img["bytes"] if isinstance(img, dict) else None
+                want = (out / recs[rid]["extra_images"][0]["image"]).read_bytes()
+                assert raw is None or raw == want
+    # Robust-U1: every image is its own restoration pair with the shared clean target
+    dst = run_export("robust-u1")
+    pairs = [json.loads(x) for x in (dst / "robust_u1.jsonl").read_text().splitlines()]
+    assert len(pairs) == sum(n_images.values())
+    assert all((dst / p["image"]).is_file() and (dst / p["target_image"]).is_file() for p in pairs)
+
+
+def test_validate_reports_a_missing_or_escaping_second_image(image_dir, tmp_path):
+    out = _two_image_dataset(image_dir, tmp_path)
+    rec = next(r for r in _recs(out) if r["extra_images"])
+    second = out / rec["extra_images"][0]["image"]
+    second.unlink()
+    res = subprocess.run([*robustgen_cmd(), "validate", str(out)], capture_output=True, text=True)
+    assert res.returncode != 0 and f"({rec['id']}): image 2 " in res.stdout + res.stderr
+    outside = tmp_path / "outside.jpg"
+    shutil.copy(next(image_dir.glob("*.jpg")), outside)
+    second.symlink_to(outside)
+    res = subprocess.run([*robustgen_cmd(), "validate", str(out)], capture_output=True, text=True)
+    assert res.returncode != 0 and f"({rec['id']}): image 2 " in res.stdout + res.stderr
+    res = subprocess.run([*robustgen_cmd(), "export", str(out), "--to", "trl", "--out", str(tmp_path / "x")])
+    assert res.returncode == 2
