@@ -167,6 +167,16 @@ def test_two_image_records_through_validate_stats_and_every_export(image_dir, tm
                 raw = img["bytes"] if isinstance(img, dict) else None
                 want = (out / recs[rid]["extra_images"][0]["image"]).read_bytes()
                 assert raw is None or raw == want
+    # robustgen.train reads the folder itself: the same rows, both images
+    from robustgen.train.data import load_training_dataset
+
+    for row in load_training_dataset(out):
+        assert (
+            len(row["images"]) == [c["type"] for c in row["prompt"][0]["content"]].count("image") == n_images[row["id"]]
+        )
+    # `check` counts the image tokens of every image
+    res = subprocess.run([*robustgen_cmd(), "check", str(out), "--for", "qwen2.5-vl"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
     # Robust-U1: every image is its own restoration pair with the shared clean target
     dst = run_export("robust-u1")
     pairs = [json.loads(x) for x in (dst / "robust_u1.jsonl").read_text().splitlines()]
