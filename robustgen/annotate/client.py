@@ -7,10 +7,10 @@ import asyncio
 import json
 import os
 import re
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import openai
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustgen.annotate import prompts
 from robustgen.annotate.cache import ResponseCache, cache_key
@@ -27,6 +27,32 @@ _PROBE_SCHEMA = {
     "required": ["ok"],
     "additionalProperties": False,
 }
+
+
+class EndpointConfig(BaseModel):
+    """What every caller of an OpenAI-compatible endpoint is configured with (the openai teacher, the judge,
+    ``robustgen eval``): where, which key, how replies are structured, and how requests are retried, limited,
+    priced and capped. Each caller adds its model and its own settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: settings that change speed or spending, never what a reply says (left out of fingerprints)
+    SPEED_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"timeout_s", "max_retries", "backoff_s", "rpm", "tpm", "concurrency", "max_cost"}
+    )
+
+    base_url: str | None = Field(default=None, description="endpoint; None = api.openai.com")
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="name of the variable holding the key")
+    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=6, ge=0, description="transport retries per request")
+    backoff_s: float = Field(default=0.5, ge=0, description="first backoff delay; doubles per retry")
+    rpm: float = Field(default=0.0, ge=0, description="requests per minute (0 = unlimited)")
+    tpm: float = Field(default=0.0, ge=0, description="tokens per minute (0 = unlimited)")
+    concurrency: int = Field(default=4, ge=1)
+    price_in: float = Field(default=0.0, ge=0, description="USD per 1M prompt tokens")
+    price_out: float = Field(default=0.0, ge=0, description="USD per 1M completion tokens")
+    max_cost: float | None = Field(default=None, gt=0, description="stop sending new requests at this USD total")
 
 
 def parse_json_reply(text: str) -> dict[str, Any]:
@@ -104,18 +130,17 @@ class StructuredClient:
     @classmethod
     def from_settings(
         cls,
-        c: Any,
+        c: EndpointConfig,
         *,
         cache_dir: str | None,
         seed: int,
         client: openai.AsyncOpenAI | None = None,
         who: str = "the openai teacher",
     ) -> StructuredClient:
-        """A client from endpoint settings (the openai teacher's config, the judge's): base_url, model,
-        api_key_env, structured_output, retries, rate limits, prices, cost cap and concurrency."""
+        """A client from an endpoint config (the openai teacher's, the judge's, eval's) and its ``model``."""
         return cls(
             base_url=c.base_url,
-            model=c.model,
+            model=c.model,  # type: ignore[attr-defined]  (every caller's config names its model)
             api_key_env=c.api_key_env,
             structured_output=c.structured_output,
             policy=RetryPolicy(c.max_retries, c.backoff_s, 30.0, c.timeout_s),

@@ -6,12 +6,12 @@ machinery: the same structured-output probe, transport (retries, rate limits), r
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
-from robustgen.annotate.client import StructuredClient
+from robustgen.annotate.client import EndpointConfig, StructuredClient
 from robustgen.annotate.gate import gate_chain
 from robustgen.annotate.prompts import describe_degradations, describe_question
 from robustgen.annotate.transport import BudgetExhausted, TransportError
@@ -33,28 +33,14 @@ Reply with JSON only: {"degradations": "1-5", "question": "1-5", "critique": "on
 'none'"}."""
 
 
-class JudgeConfig(BaseModel):
+class JudgeConfig(EndpointConfig):
     """Settings of the judge (``--judge MODEL``, ``--judge-base-url``, ``--judge-set key=value``)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     model: str = Field(description="the judge model")
-    base_url: str | None = Field(default=None, description="endpoint; None = api.openai.com")
-    api_key_env: str = Field(default="OPENAI_API_KEY", description="name of the variable holding the key")
-    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
     threshold: float = Field(default=0.6, ge=0.0, le=1.0, description="scores below this send the chain back")
     max_rejudge: int = Field(default=1, ge=0, le=5, description="re-asks of the teacher after a low score")
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(default=200, ge=16)
-    timeout_s: float = Field(default=120.0, gt=0)
-    max_retries: int = Field(default=6, ge=0)
-    backoff_s: float = Field(default=0.5, ge=0)
-    rpm: float = Field(default=0.0, ge=0)
-    tpm: float = Field(default=0.0, ge=0)
-    concurrency: int = Field(default=4, ge=1)
-    price_in: float = Field(default=0.0, ge=0, description="USD per 1M prompt tokens")
-    price_out: float = Field(default=0.0, ge=0, description="USD per 1M completion tokens")
-    max_cost: float | None = Field(default=None, gt=0, description="stop judging at this USD total")
 
 
 class JudgeBody(BaseModel):
@@ -62,10 +48,6 @@ class JudgeBody(BaseModel):
     degradations: str
     question: str
     critique: str
-
-
-#: settings that change speed or spending, not which chains are accepted
-_SPEED_FIELDS = {"timeout_s", "max_retries", "backoff_s", "rpm", "tpm", "concurrency", "max_cost"}
 
 
 class Judge:
@@ -83,7 +65,7 @@ class Judge:
         return {"version": JUDGE_VERSION, **data}
 
     def fingerprint(self) -> dict[str, Any]:
-        return {k: v for k, v in self.info().items() if k not in _SPEED_FIELDS}
+        return {k: v for k, v in self.info().items() if k not in EndpointConfig.SPEED_FIELDS}
 
     async def score(self, item: TeacherInput, chain: ReasoningChain, attempts: int = 1) -> JudgeVerdict:
         """The judge's verdict on ``chain``; ``TeacherFailure`` when the judge cannot give one."""

@@ -12,11 +12,11 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from robustgen.annotate import prompts
 from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
-from robustgen.annotate.client import StructuredClient, first_error
+from robustgen.annotate.client import EndpointConfig, StructuredClient, first_error
 from robustgen.annotate.gate import gate_part
 from robustgen.annotate.registry import register_teacher
 from robustgen.annotate.transport import BudgetExhausted, TransportError
@@ -29,30 +29,16 @@ TOKENS_PER_IMAGE = 765
 Check = Callable[[Any], list[str]]
 
 
-class OpenAITeacherConfig(BaseModel):
+class OpenAITeacherConfig(EndpointConfig):
     """Settings of the openai teacher. Speed settings (timeouts, limits) are not part of the cache key."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: str | None = Field(default=None, description="endpoint; None = api.openai.com")
     model: str = "gpt-4o-mini"
-    api_key_env: str = Field(default="OPENAI_API_KEY", description="name of the variable holding the key")
     mode: Literal["single", "staged"] = "single"
-    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
     images: bool = Field(default=True, description="send images; False for text-only endpoints")
     max_image_side: int = Field(default=768, ge=32, description="images are resized to this longer side first")
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     max_tokens: int = Field(default=700, ge=16)
     max_reasks: int = Field(default=2, ge=0, description="re-asks after a reply fails validation")
-    timeout_s: float = Field(default=120.0, gt=0)
-    max_retries: int = Field(default=6, ge=0, description="transport retries per request")
-    backoff_s: float = Field(default=0.5, ge=0, description="first backoff delay; doubles per retry")
-    rpm: float = Field(default=0.0, ge=0, description="requests per minute (0 = unlimited)")
-    tpm: float = Field(default=0.0, ge=0, description="tokens per minute (0 = unlimited)")
-    concurrency: int = Field(default=4, ge=1)
-    price_in: float = Field(default=0.0, ge=0, description="USD per 1M prompt tokens")
-    price_out: float = Field(default=0.0, ge=0, description="USD per 1M completion tokens")
-    max_cost: float | None = Field(default=None, gt=0, description="stop sending new requests at this USD total")
     cache_dir: str | None = Field(default=None, description="response cache folder; None = no cache")
 
 
@@ -74,9 +60,7 @@ class OpenAITeacher(Teacher):
     name = "openai"
     Config = OpenAITeacherConfig
     pooled = True
-    speed_fields: ClassVar[frozenset[str]] = frozenset(
-        {"timeout_s", "max_retries", "backoff_s", "rpm", "tpm", "concurrency", "max_cost", "cache_dir"}
-    )
+    speed_fields: ClassVar[frozenset[str]] = EndpointConfig.SPEED_FIELDS | {"cache_dir"}
     config: OpenAITeacherConfig
 
     def __init__(

@@ -9,13 +9,13 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from robustgen.annotate.cache import ResponseCache, cache_key
-from robustgen.annotate.client import StructuredClient
+from robustgen.annotate.client import EndpointConfig, StructuredClient
 from robustgen.annotate.transport import BudgetExhausted, TransportError
 from robustgen.errors import RobustgenError
 from robustgen.eval.extract import LETTERS, extract_choice, judge_open
@@ -30,34 +30,21 @@ PROMPT_VERSION = "eval-1"
 CLEAN = "clean"
 
 
-class EvalConfig(BaseModel):
+class EvalConfig(EndpointConfig):
     """One evaluation run: the input, the model, the levels and how they are drawn."""
-
-    model_config = ConfigDict(extra="forbid")
 
     input: str
     out: str
     model: str
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
     format: str = "auto"
     levels: list[float] = Field(default_factory=lambda: list(DEFAULT_LEVELS))
     recipe: dict[str, Any] = Field(default_factory=dict)
     seed: int = Field(default=0, ge=0)
     limit: int | None = Field(default=None, ge=1)
-    concurrency: int = Field(default=4, ge=1)
-    rpm: float = Field(default=0.0, ge=0)
-    max_cost: float | None = Field(default=None, gt=0)
-    price_in: float = Field(default=0.0, ge=0)
-    price_out: float = Field(default=0.0, ge=0)
     images: bool = True
     max_image_side: int = Field(default=768, ge=32)
     max_tokens: int = Field(default=64, ge=1)
-    timeout_s: float = Field(default=120.0, gt=0)
-    max_retries: int = Field(default=6, ge=0)
-    backoff_s: float = Field(default=0.5, ge=0)
-    tpm: float = Field(default=0.0, ge=0)
-    structured_output: str = "prompt"  # plain questions: the client never probes
+    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "prompt"  # plain questions
     extract_model: str | None = Field(
         default=None, description="a model on the same endpoint that reads the option out of a free-form reply"
     )
