@@ -18,18 +18,24 @@ from robustgen.pipelines.perception import CLEAN_OPTION, MIN_GAP, ORDINALS, dire
 from ..helpers import robustgen_cmd
 
 
-def test_perception_answers_match_the_records(image_dir, tmp_path):
+def _qa_dataset(image_dir: Path, tmp_path: Path, copies: int, *extra: str) -> Path:
+    """``synth --task degradation-qa`` on a folder of ``copies`` x the test photos; the dataset folder."""
     src = tmp_path / "src"
     src.mkdir()
-    for i in range(10):
+    for i in range(copies):
         for f in sorted(image_dir.glob("*.jpg")):
             shutil.copy(f, src / f"{f.stem}-{i}.jpg")
+    out = tmp_path / "ds"
+    cmd = [*robustgen_cmd(), "synth", "--out", str(out), "--source", str(src), "--task", "degradation-qa", *extra]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def test_perception_answers_match_the_records(image_dir, tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("degrader_weights: {motion_blur: 30}\nclean_fraction: 0.1\n")
-    out = tmp_path / "ds"
-    cmd = [*robustgen_cmd(), "synth", "--out", str(out), "--source", str(src), "--task", "degradation-qa"]
-    res = subprocess.run([*cmd, "--recipe", str(recipe)], capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
+    out = _qa_dataset(image_dir, tmp_path, 10, "--recipe", str(recipe))
     recs = [json.loads(x) for s in sorted((out / "data").glob("*.jsonl")) for x in s.read_text().splitlines()]
     assert len(recs) == 40
     kinds = set()
@@ -72,16 +78,7 @@ def test_the_task_is_part_of_the_run(tmp_path):
 
 
 def _two_image_dataset(image_dir: Path, tmp_path: Path, *extra: str) -> Path:
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(6):
-        for f in sorted(image_dir.glob("*.jpg")):
-            shutil.copy(f, src / f"{f.stem}-{i}.jpg")
-    out = tmp_path / "ds"
-    cmd = [*robustgen_cmd(), "synth", "--out", str(out), "--source", str(src), "--task", "degradation-qa", *extra]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    return out
+    return _qa_dataset(image_dir, tmp_path, 6, *extra)
 
 
 def _recs(out: Path) -> list[dict]:
