@@ -162,12 +162,15 @@ class Rain(Degrader):
         xs, ys = rng.uniform(-ddx, w, n), rng.uniform(-length, h, n)
         shade = rng.integers(150, 256, n)
         thick = 1 if ops.short_side(image) < 700 else 2
-        for x, y, c in zip(xs, ys, shade, strict=True):
-            cv2.line(layer, (int(x), int(y)), (int(x + ddx), int(y + ddy)), int(c), thick, cv2.LINE_AA)
+        ends = [a.astype(np.int64).tolist() for a in (xs, ys, xs + ddx, ys + ddy)]  # truncated, as int() does
+        for x0, y0, x1, y1, c in zip(*ends, shade.tolist(), strict=True):
+            # plain 8-connected lines: the blur below smooths their steps as anti-aliasing would, at half the cost
+            cv2.line(layer, (x0, y0), (x1, y1), c, thick, cv2.LINE_8)
         layer = cv2.GaussianBlur(layer, (0, 0), 0.7)
-        dim = cv2.convertScaleAbs(image, alpha=1.0 - 0.3 * params.brightness, beta=12.0 * params.brightness)
-        streaks = cv2.cvtColor(cv2.convertScaleAbs(layer, alpha=params.brightness), cv2.COLOR_GRAY2RGB)
-        return ops.screen(dim, streaks)
+        # the dimmed scene a * x + b, made directly as its inverse 255 - a * x - b (never negative: a + b <= 1)
+        a, b = 1.0 - 0.3 * params.brightness, 12.0 * params.brightness
+        inverse_dim = cv2.convertScaleAbs(image, alpha=-a, beta=255.0 - b)
+        return ops.screen_under(inverse_dim, cv2.convertScaleAbs(layer, alpha=params.brightness))
 
 
 @register
@@ -194,11 +197,14 @@ class Snow(Degrader):
         rmax = max(1.0, ops.frac_px(image, params.flake_size))
         xs, ys = rng.integers(0, w, n), rng.integers(0, h, n)
         rs, shade = rng.uniform(0.3, 1.0, n) * rmax, rng.integers(180, 256, n)
-        for x, y, r, c in zip(xs, ys, rs, shade, strict=True):
-            cv2.circle(layer, (int(x), int(y)), max(1, int(round(r))), int(c), -1, cv2.LINE_AA)
+        radii = np.maximum(1, np.rint(rs)).astype(np.int64).tolist()  # rint rounds half to even, as round() does
+        for x, y, r, c in zip(xs.tolist(), ys.tolist(), radii, shade.tolist(), strict=True):
+            cv2.circle(layer, (x, y), r, c, -1, cv2.LINE_AA)
         layer = cv2.GaussianBlur(layer, (0, 0), max(0.5, rmax * 0.25))
-        veiled = ops.blend(image, ops.solid(image, (235, 238, 245)), params.veil)
-        return ops.screen(veiled, cv2.cvtColor(layer, cv2.COLOR_GRAY2RGB))
+        # the veiled scene x (1 - v) + c v, made directly as its inverse: (255 - x)(1 - v) + (255 - c) v
+        v = params.veil
+        inverse_veiled = cv2.addWeighted(image, v - 1.0, ops.solid(image, (20, 17, 10)), v, 255.0 * (1.0 - v))
+        return ops.screen_under(inverse_veiled, layer)
 
 
 @register

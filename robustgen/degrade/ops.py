@@ -11,7 +11,7 @@ from functools import cache
 
 import cv2
 import numpy as np
-from albucore import sz_lut
+import stringzilla as sz
 
 BORDER = cv2.BORDER_REFLECT_101
 
@@ -35,13 +35,22 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(values)
 
 
+def _translate(image: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``table[image]`` by stringzilla's byte translation (~4x cv2.LUT on one thread), read once and written
+    once into a fresh array (no copy first)."""
+    src = np.ascontiguousarray(image)
+    out = np.empty_like(src)
+    if src.size:
+        sz.translate(memoryview(src.reshape(-1)), table.tobytes(), out=memoryview(out.reshape(-1)))
+    return out
+
+
 def lut(image: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Per-value lookup; ``table`` is (256,) for all channels or (256, 3) per channel."""
     table = np.clip(np.rint(table), 0, 255).astype(np.uint8)
     if table.ndim == 1:
-        return sz_lut(image, table, False)  # stringzilla's LUT: ~10x cv2.LUT on one thread
-    planes = [sz_lut(np.ascontiguousarray(image[:, :, c]), np.ascontiguousarray(table[:, c]), False) for c in range(3)]
-    return cv2.merge(planes)
+        return _translate(image, table)
+    return cv2.merge([_translate(image[:, :, c], table[:, c]) for c in range(3)])
 
 
 def gaussian_blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -220,6 +229,13 @@ def screen(image: np.ndarray, light: np.ndarray) -> np.ndarray:
     """Screen blend: 255 - (255 - a)(255 - b)/255; adds light without clipping to flat white."""
     inv = cv2.multiply(cv2.bitwise_not(image), cv2.bitwise_not(light), scale=1.0 / 255.0)  # ~x == 255 - x
     return cv2.bitwise_not(inv)
+
+
+def screen_under(inverse: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """Screen blend of an RGB image given as its inverse (``255 - image``, which callers often get in the same
+    pass that makes the image) and a one-channel ``light`` layer: the light's inversion runs on one channel."""
+    inv_light = cv2.cvtColor(cv2.bitwise_not(light), cv2.COLOR_GRAY2RGB)
+    return cv2.bitwise_not(cv2.multiply(inverse, inv_light, scale=1.0 / 255.0))
 
 
 def magnify(image: np.ndarray, mag: float, cx: float, cy: float) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import albumentations.augmentations.pixel.functional as AF
 import cv2
 import numpy as np
 from pydantic import Field
@@ -17,6 +16,7 @@ from robustgen.schemas import Stage
 POST = Stage.POSTPROCESSING
 _WORDS = ("SALE", "LOL", "WOW", "OMG", "NEW", "HOT", "TOP", "YES", "NO", "VIRAL", "2024", "LIKE", "FOLLOW", "BEST")
 _SMOOTH3 = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], np.float32) / 13.0
+_SMOOTH3_VAR = 6.0 / 13.0  # the variance of _SMOOTH3 along either axis, px^2
 _MARKS = ("(c) STOCK", "SAMPLE", "PREVIEW", "DO NOT COPY", "WATERMARK")
 
 
@@ -42,11 +42,12 @@ class SharpnessChange(Degrader):
         return self.Params(factor=round(factor, 4))
 
     def apply(self, image, params, rng):
-        # blend with PIL's 3x3 smoothing kernel; below 0 the smoothed image is blurred further,
-        # by a Gaussian of -factor * 0.4% of the shorter side, so softening keeps growing
+        # blend with PIL's 3x3 smoothing kernel; below 0 the smoothed image is blurred further, by a Gaussian
+        # of -factor * 0.4% of the shorter side, so softening keeps growing. The two are done as one Gaussian
+        # whose variance is their sum (the kernel's is 6/13 per axis): one separable pass instead of two.
         if params.factor < 0:
-            smooth = cv2.filter2D(image, -1, _SMOOTH3, borderType=ops.BORDER)
-            return ops.gaussian_blur(smooth, -params.factor * ops.frac_px(image, 0.004))
+            sigma = -params.factor * ops.frac_px(image, 0.004)
+            return ops.gaussian_blur(image, math.sqrt(sigma * sigma + _SMOOTH3_VAR))
         kernel = _SMOOTH3 * np.float32(1.0 - params.factor)  # one pass: f * identity + (1 - f) * smooth
         kernel[1, 1] += np.float32(params.factor)
         return cv2.filter2D(image, -1, kernel, borderType=ops.BORDER)
@@ -107,7 +108,9 @@ class Posterize(Degrader):
         return self.Params(bits=int(round(ops.lerp(6.0, 2.0, severity))))
 
     def apply(self, image, params, rng):
-        return image.copy() if params.bits >= 8 else AF.posterize(image, params.bits)
+        if params.bits >= 8:
+            return image.copy()
+        return ops.lut(image, np.arange(256) & ~((1 << (8 - params.bits)) - 1))  # keep the top ``bits`` bits
 
 
 @register

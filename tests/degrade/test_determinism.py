@@ -49,3 +49,32 @@ def test_apply_plan_equals_replay_of_its_records(astronaut):
     assert len(recs) == 3
     assert np.array_equal(out, rg.replay(astronaut, [json.loads(r.model_dump_json()) for r in recs]))
     assert pixel_sha256(out) != pixel_sha256(astronaut)
+
+
+def test_a_generator_is_built_only_for_degraders_that_read_it(astronaut):
+    """``render`` skips building the noise generator for an ``apply`` that never reads ``rng``; the check reads
+    the bytecode, so a closure or ``locals()`` that could reach it counts as reading it."""
+    import numpy as np
+
+    from robustgen.degrade.apply import reads_rng
+
+    def plain(image, params, rng):
+        return image
+
+    def direct(image, params, rng):
+        return image + rng.integers(0, 2)
+
+    def closure(image, params, rng):
+        return (lambda: rng)()
+
+    def sneaky(image, params, rng):
+        return locals()["rng"]
+
+    assert [reads_rng(f) for f in (plain, direct, closure, sneaky)] == [False, True, True, True]
+    from robustgen.degrade import registry
+
+    assert reads_rng(type(registry.get("noise")).apply) and not reads_rng(type(registry.get("darkness")).apply)
+    for d in rg.degraders():  # every built-in, whichever way: the same bytes as with a generator always given
+        out, rec = rg.degrade_image(astronaut, d.name, 0.6, seed=3)
+        params = d.Params.model_validate(rec.params)
+        assert np.array_equal(out, d.apply(astronaut, params, np.random.default_rng(rec.seed))), d.name
