@@ -179,7 +179,11 @@ class Downscale(Degrader):
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
-        small = ops.resize(image, round(w / params.factor), round(h / params.factor), cv2.INTER_AREA)
+        if min(h, w) / params.factor >= 1:  # the exact factor as the scale: each output pixel averages factor^2
+            k = 1.0 / params.factor
+            small = cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+        else:
+            small = ops.resize(image, round(w / params.factor), round(h / params.factor), cv2.INTER_AREA)
         interp = cv2.INTER_CUBIC if params.upsample == "cubic" else cv2.INTER_LINEAR
         return ops.resize(small, w, h, interp)
 
