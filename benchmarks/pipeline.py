@@ -175,35 +175,36 @@ def main() -> None:
         if rss:
             lines.append(f"| driver peak RSS (32 px images) | {', '.join(rss)} |")
 
-        tsrc = make_source(tmp / "tsrc", args.teacher_samples, 64)
-        port = _free_port()
-        # an asyncio (uvicorn) endpoint with a fixed delay: the stdlib test server adds ~40 ms per request itself
-        server = subprocess.Popen(
-            [sys.executable, str(ROOT / "benchmarks" / "delay_server.py"), str(port), str(args.delay)]
-        )
-        url = f"http://127.0.0.1:{port}/v1"
-        try:
-            _wait_for(url)
-            targs = ["--out", str(tmp / "teach"), "--source", str(tsrc), "--teacher", "openai", "--base-url", url]
-            targs += ["--model", "fake", "--structured-output", "json_schema", "--api-key-env", "BENCH_KEY"]
-            targs += ["--concurrency", str(args.concurrency)]
-            wall_t, inner_t, _ = run_synth(targs, env={"BENCH_KEY": "x"})
-            times = json.loads(urllib.request.urlopen(f"{url}/times").read())
-            stage_s = max(t[1] for t in times) - min(t[0] for t in times)
-        finally:
-            server.terminate()
-        ideal = args.concurrency / args.delay
-        m = args.teacher_samples
-        lines.append(
-            f"| openai teacher, {m} samples, delay {args.delay}s, concurrency {args.concurrency} | "
-            f"teacher stage {m / stage_s:.1f} samples/s (first request to last reply) vs ideal "
-            f"{ideal:.1f}: {m / stage_s / ideal:.2f}; whole job {m / inner_t:.1f}/s incl. Ray start-up |"
-        )
-    table = "| measure | result |\n|---|---|\n" + "\n".join(lines)
-    out = ROOT / "benchmarks" / "results" / "pipeline.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table + "\n")
-    print(table)
+        if args.teacher_samples:  # 0 skips the teacher stage
+            tsrc = make_source(tmp / "tsrc", args.teacher_samples, 64)
+            port = _free_port()
+            # an asyncio (uvicorn) endpoint with a fixed delay: the stdlib test server adds ~40 ms per request itself
+            server = subprocess.Popen(
+                [sys.executable, str(ROOT / "benchmarks" / "delay_server.py"), str(port), str(args.delay)]
+            )
+            url = f"http://127.0.0.1:{port}/v1"
+            try:
+                _wait_for(url)
+                targs = ["--out", str(tmp / "teach"), "--source", str(tsrc), "--teacher", "openai", "--base-url", url]
+                targs += ["--model", "fake", "--structured-output", "json_schema", "--api-key-env", "BENCH_KEY"]
+                targs += ["--concurrency", str(args.concurrency)]
+                wall_t, inner_t, _ = run_synth(targs, env={"BENCH_KEY": "x"})
+                times = json.loads(urllib.request.urlopen(f"{url}/times").read())
+                stage_s = max(t[1] for t in times) - min(t[0] for t in times)
+            finally:
+                server.terminate()
+            ideal = args.concurrency / args.delay
+            m = args.teacher_samples
+            lines.append(
+                f"| openai teacher, {m} samples, delay {args.delay}s, concurrency {args.concurrency} | "
+                f"teacher stage {m / stage_s:.1f} samples/s (first request to last reply) vs ideal "
+                f"{ideal:.1f}: {m / stage_s / ideal:.2f}; whole job {m / inner_t:.1f}/s incl. Ray start-up |"
+            )
+        table = "| measure | result |\n|---|---|\n" + "\n".join(lines)
+        out = ROOT / "benchmarks" / "results" / "pipeline.md"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(table + "\n")
+        print(table)
 
 
 if __name__ == "__main__":

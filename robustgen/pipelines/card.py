@@ -11,7 +11,7 @@ from typing import Any
 from robustgen.pipelines.dataset import Dataset
 
 #: record fields whose values differ in shape from row to row: kept as JSON text so Arrow can type the column
-JSON_FIELDS = ("degradations", "chain", "teacher", "judge", "chain_quality")
+JSON_FIELDS = ("degradations", "chain", "teacher", "judge", "chain_quality", "extra_images")
 
 
 def metadata_row(rec: dict[str, Any]) -> dict[str, Any]:
@@ -68,17 +68,21 @@ def write_card(root: str | Path, license: str | None = None) -> Path:
     """Write ``metadata.jsonl`` and ``README.md`` into a synth output folder; returns the README's path."""
     ds = Dataset.open(root)
     license = license or ds.manifest.get("license")
-    lines = []
-    for _, obj, _ in ds.raw_records():
-        if obj is not None and isinstance(obj.get("image"), str):
-            lines.append(json.dumps(metadata_row(obj), ensure_ascii=False) + "\n")
-    lines.sort()
     meta = ds.root / "metadata.jsonl"
     tmp = meta.with_name(".tmp-metadata.jsonl")
-    tmp.write_text("".join(lines), encoding="utf-8")
+    n = 0
+    with tmp.open("w", encoding="utf-8") as f:  # streamed in id order: memory stays flat at any size
+        for _, line in ds.lines_by_id(strict=False):
+            try:
+                obj = json.loads(line)
+            except (ValueError, RecursionError):
+                continue  # `validate` reports it; the card lists what loads
+            if isinstance(obj, dict) and isinstance(obj.get("image"), str):
+                f.write(json.dumps(metadata_row(obj), ensure_ascii=False) + "\n")
+                n += 1
     tmp.replace(meta)
     readme = ds.root / "README.md"
-    readme.write_text(card_text(ds.manifest, len(lines), license), encoding="utf-8")
+    readme.write_text(card_text(ds.manifest, n, license), encoding="utf-8")
     if license and ds.manifest.get("license") != license:
         ds.manifest["license"] = license
         (ds.root / "manifest.json").write_text(json.dumps(ds.manifest, indent=2, sort_keys=True), encoding="utf-8")

@@ -81,17 +81,29 @@ class Dataset:
     def iter_records(self) -> Iterator[DatasetRecord]:
         """Every record, validated, in id order, one at a time: only (id, shard, offset) of each line is held, so
         memory stays flat however large the dataset (exports and checks stream through this)."""
+        for name, line in self.lines_by_id():
+            try:
+                yield DatasetRecord.model_validate_json(line)
+            except ValidationError as exc:
+                raise RobustgenError(f"{self.root}/data/{name}: {_first(exc)}") from None
+
+    def lines_by_id(self, strict: bool = True) -> Iterator[tuple[str, bytes]]:
+        """(shard name, raw line) of every record in id order, holding only each line's (id, shard, offset). A
+        line without an id is an error, or skipped when not ``strict`` (``validate`` reports it)."""
         index: list[tuple[str, str, int]] = []
         for shard in sorted((self.root / "data").glob("*.jsonl")):
+            name = shard.name  # one string per shard, shared by its lines' index entries
             with shard.open("rb") as f:
                 offset = 0
                 for line in f:
                     if line.strip():
                         try:
-                            rid = json.loads(line)["id"]
+                            index.append((str(json.loads(line)["id"]), name, offset))
                         except (ValueError, KeyError, TypeError, RecursionError):
-                            raise RobustgenError(f"{shard}: a line is not a record; run `robustgen validate`") from None
-                        index.append((str(rid), shard.name, offset))
+                            if strict:
+                                raise RobustgenError(
+                                    f"{shard}: a line is not a record; run `robustgen validate`"
+                                ) from None
                     offset += len(line)
         index.sort()
         handles: dict[str, Any] = {}
@@ -99,11 +111,7 @@ class Dataset:
             for _, name, offset in index:
                 f = handles.get(name) or handles.setdefault(name, (self.root / "data" / name).open("rb"))
                 f.seek(offset)
-                line = f.readline()
-                try:
-                    yield DatasetRecord.model_validate_json(line)
-                except ValidationError as exc:
-                    raise RobustgenError(f"{self.root}/data/{name}: {_first(exc)}") from None
+                yield name, f.readline()
         finally:
             for f in handles.values():
                 f.close()
