@@ -211,16 +211,33 @@ def _echo(texts: dict[str, str], cfg: ChainGate) -> list[Finding]:
     return out
 
 
-#: every leak pattern in one pass; the named group that matched tells which
-_LEAK_ANY = re.compile("|".join(f"(?P<l{i}>{p.pattern})" for i, (p, _) in enumerate(_LEAKS)), re.I)
+#: per leak pattern, words one of which it cannot match without (a cheap test before the regex runs)
+_LEAK_NEEDS: tuple[tuple[str, ...], ...] = (
+    ("answer", "option", "choice", "label"),
+    ("truth",),
+    ("clean", "original", "reference", "pristine", "undegraded", "uncorrupted", "unaltered", "undistorted", "source"),
+    ("told", "given", "shown", "informed"),
+    ("prompt", "task description", "instruction"),
+    ("answer",),
+    ("given", "provided", "told", "shown"),
+)
+assert len(_LEAK_NEEDS) == len(_LEAKS)
+
+
+def _first_leak(text: str) -> tuple[re.Match, str] | None:
+    """The first leak pattern that matches ``text`` (in ``_LEAKS`` order) and why, or None."""
+    low = text.lower()
+    for (pattern, why), needs in zip(_LEAKS, _LEAK_NEEDS, strict=True):
+        if any(w in low for w in needs) and (m := pattern.search(text)):
+            return m, why
+    return None
 
 
 def _leak(texts: dict[str, str]) -> list[Finding]:
     out = []
     for part, text in texts.items():
-        m = _LEAK_ANY.search(text)
-        if m:
-            why = _LEAKS[int(m.lastgroup[1:])][1]
+        if found := _first_leak(text):
+            m, why = found
             out.append(Finding("leak", f"the {part} {why} ({m.group(0)!r}); reason only from the degraded image"))
     if re.search(r"\b(the\s+)?answer\s+(is|was|=|:)", texts.get("influence", ""), re.I):
         out.append(Finding("leak", "the influence states the answer; it must only describe the degradations"))

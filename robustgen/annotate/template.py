@@ -135,7 +135,8 @@ class TemplateTeacher(Teacher):
         if not item.answer:
             raise TeacherFailure("the template teacher needs a ground-truth answer and this sample has none")
         chain = self.chain_for(item)
-        problems = check_chain(chain, item.degradations, item.answer, item.choices, item.band, item.question, item.gate)
+        # the quality gate runs once on every chain of every teacher, after ``annotate`` (process.annotate_sample)
+        problems = check_chain(chain, item.degradations, item.answer, item.choices, item.band)
         if problems:
             raise TeacherFailure("template chain failed validation: " + "; ".join(problems), Usage())
         return TeacherResult(chain=chain, usage=Usage(), teacher=self.info())

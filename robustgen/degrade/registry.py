@@ -21,6 +21,8 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 _registry: dict[str, Degrader] = {}
 _loaded = False
+_ordered: list[Degrader] | None = None  # _registry in stage then name order; rebuilt after a registration
+_STAGE_RANK = {s: i for i, s in enumerate(Stage)}
 
 
 def register(cls: type[Degrader]) -> type[Degrader]:
@@ -35,7 +37,9 @@ def register(cls: type[Degrader]) -> type[Degrader]:
     existing = _registry.get(cls.name)
     if existing is not None and type(existing) is not cls:
         raise TypeError(f"degrader name {cls.name!r} is already registered by {type(existing).__name__}")
+    global _ordered
     _registry[cls.name] = cls()
+    _ordered = None
     return cls
 
 
@@ -73,9 +77,11 @@ def _ensure_loaded() -> None:
 
 def degraders(stage: Stage | str | None = None) -> list[Degrader]:
     """Registered degraders in stage order then name order, optionally one stage only."""
+    global _ordered
     _ensure_loaded()
-    order = list(Stage)
-    items = sorted(_registry.values(), key=lambda d: (order.index(d.stage), d.name))
+    if _ordered is None:  # every plan draws from this list: sorted once, not per sample
+        _ordered = sorted(_registry.values(), key=lambda d: (_STAGE_RANK[d.stage], d.name))
+    items = list(_ordered)
     if stage is not None:
         stage = Stage(stage)
         items = [d for d in items if d.stage is stage]
