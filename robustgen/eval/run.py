@@ -112,6 +112,15 @@ def eval_rows(source: str, fmt: str = "auto") -> Iterator[SourceRow | Failure]:
                     "source and is not kept in the dataset; evaluate on the source instead",
                 )
                 continue
+            if rec.extra_images:
+                yield Failure(
+                    id=rec.id,
+                    source=source,
+                    stage="read",
+                    reason="a two-image question (which version is more degraded) cannot be asked of one clean "
+                    "image; evaluate a dataset of one-image questions",
+                )
+                continue
             yield SourceRow(
                 id=rec.id,
                 source=source,

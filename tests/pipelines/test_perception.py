@@ -195,3 +195,15 @@ def test_validate_reports_a_missing_or_escaping_second_image(image_dir, tmp_path
     assert res.returncode != 0 and f"({rec['id']}): image 2 " in res.stdout + res.stderr
     res = subprocess.run([*robustgen_cmd(), "export", str(out), "--to", "trl", "--out", str(tmp_path / "x")])
     assert res.returncode == 2
+
+
+def test_eval_does_not_ask_a_two_image_question_of_one_clean_image(image_dir, tmp_path):
+    from robustgen.eval.run import eval_rows
+    from robustgen.schemas import Failure
+
+    out = _two_image_dataset(image_dir, tmp_path)
+    pairs = {r["id"] for r in _recs(out) if r["extra_images"]}
+    items = list(eval_rows(str(out)))
+    failed = {i.id for i in items if isinstance(i, Failure)}
+    assert pairs and failed == pairs and len(items) == len(_recs(out))
+    assert all("two-image" in i.reason for i in items if isinstance(i, Failure))
