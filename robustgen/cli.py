@@ -642,7 +642,7 @@ def stats_cmd(
     with user_errors():
         st, page = write_stats(dataset, out_dir)
     several = f" ({st['multi_image']} with several images)" if st["multi_image"] else ""
-    table = Table(title=f"{len(st['records'])} records{several}, {st['failed']} failures")
+    table = Table(title=f"{st['n']} records{several}, {st['failed']} failures")
     table.add_column("stage / degrader")
     table.add_column("count", justify="right")
     for stage in Stage:
@@ -650,11 +650,11 @@ def stats_cmd(
     for name, n in st["by_name"].most_common(10):
         table.add_row(f"  {name}", str(n))
     out.print(table)
-    if st["records"]:
+    if st["n"]:
         from robustgen.annotate.gate import CODES
 
         rates = ", ".join(f"{c} {st['gate_fails'][c]}" for c in CODES)
-        out.print(f"chain quality, failing per check (of {len(st['records'])}): {rates}")
+        out.print(f"chain quality, failing per check (of {st['n']}): {rates}")
     if st["judge"]:
         j = st["judge"]
         out.print(

@@ -18,14 +18,28 @@ from robustgen.images import data_url, read_image
 from robustgen.pipelines.dataset import Dataset, gate_of
 from robustgen.schemas import DatasetRecord, Stage
 from robustgen.schemas.paths import regular_file_under
+from robustgen.schemas.teacher import JudgeVerdict
 
 
-def compute(ds: Dataset) -> dict[str, Any]:
-    recs = ds.records()
+def compute(ds: Dataset, gallery: int = 12) -> dict[str, Any]:
+    """Counts, distributions and re-checked gate findings over every record, streamed in id order (memory holds
+    the tallies and the first ``gallery`` records, not the dataset)."""
     by_name: Counter[str] = Counter()
     by_stage: Counter[str] = Counter()
     severities, totals, lengths = [], [], []
-    for r in recs:
+    gate = gate_of(ds)
+    gate_fails: Counter[str] = Counter()
+    first: list[DatasetRecord] = []
+    verdicts: list[JudgeVerdict] = []
+    n = images = multi = 0
+    for r in ds.iter_records():
+        n += 1
+        images += len(r.images)
+        multi += len(r.images) > 1
+        if len(first) < gallery:
+            first.append(r)
+        if r.judge is not None:
+            verdicts.append(r.judge)
         for degs in (r.degradations, *(x.degradations for x in r.extra_images)):  # every image written
             for d in degs:
                 by_name[d.name] += 1
@@ -33,15 +47,13 @@ def compute(ds: Dataset) -> dict[str, Any]:
                 severities.append(d.severity)
         totals.append(sum(d.severity for d in r.degradations))  # beside the chain's length: the first image
         lengths.append(word_count(r.chain.reasoning))
-    gate = gate_of(ds)
-    gate_fails: Counter[str] = Counter()
-    for r in recs:
         gate_fails.update({f.code for f in gate_chain(r.chain, r.degradations, r.question, r.choices, gate)})
     reasons = Counter(f"{str(f.get('stage', '?'))[:20]}: {str(f.get('reason', ''))[:70]}" for f in ds.failures())
     return {
-        "records": recs,
-        "images": sum(len(r.images) for r in recs),
-        "multi_image": sum(len(r.images) > 1 for r in recs),
+        "n": n,
+        "gallery": first,
+        "images": images,
+        "multi_image": multi,
         "by_name": by_name,
         "by_stage": by_stage,
         "severities": severities,
@@ -49,14 +61,13 @@ def compute(ds: Dataset) -> dict[str, Any]:
         "lengths": lengths,
         "reasons": reasons,
         "gate_fails": gate_fails,
-        "judge": _judge_summary(recs),
+        "judge": _judge_summary(verdicts),
         "failed": sum(reasons.values()),
     }
 
 
-def _judge_summary(recs: list[DatasetRecord]) -> dict[str, Any] | None:
+def _judge_summary(verdicts: list[JudgeVerdict]) -> dict[str, Any] | None:
     """Judged records, their mean score and what judging cost (None when the dataset was not judged)."""
-    verdicts = [r.judge for r in recs if r.judge is not None]
     if not verdicts:
         return None
     return {
@@ -153,8 +164,8 @@ def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery
         parts.append(
             f"<img class='plot' alt='{e(name)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
         )
-    if st["records"]:
-        n = len(st["records"])
+    if st["n"]:
+        n = st["n"]
         parts.append("<h2>chain quality (re-checked)</h2><table><tr><th>check</th><th>failing</th></tr>")
         parts += [f"<tr><td>{e(c)}</td><td>{st['gate_fails'][c]} of {n}</td></tr>" for c in CODES]
         parts.append("</table>")
@@ -169,7 +180,7 @@ def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery
         parts += [f"<tr><td>{n}</td><td>{e(r)}</td></tr>" for r, n in st["reasons"].most_common()]
         parts.append("</table>")
     parts.append("<h2>samples</h2>")
-    for r in st["records"][:gallery]:
+    for r in st["gallery"][:gallery]:
         parts.append(
             "<div class='card'>"
             + "".join(f"<img alt='{e(r.id)} image {k}' src='{_thumb(ds, rel)}'>" for k, rel in enumerate(r.images, 1))
