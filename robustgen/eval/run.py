@@ -102,7 +102,7 @@ def eval_rows(source: str, fmt: str = "auto") -> Iterator[SourceRow | Failure]:
     if path.is_dir() and (path / "manifest.json").is_file():
         from robustgen.pipelines.dataset import Dataset
 
-        for rec in Dataset.open(path).records():
+        for rec in Dataset.open(path).iter_records():
             if rec.source_image.endswith("(embedded)"):
                 yield Failure(
                     id=rec.id,

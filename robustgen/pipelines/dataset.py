@@ -66,18 +66,6 @@ class Dataset:
         for shard in sorted((self.root / "data").glob("*.jsonl")):
             yield from self._lines(f"data/{shard.name}")
 
-    def records(self) -> list[DatasetRecord]:
-        """Every record, validated, sorted by id."""
-        out = []
-        for where, obj, err in self.raw_records():
-            if obj is None:
-                raise RobustgenError(f"{self.root}/{where}: {err}")
-            try:
-                out.append(DatasetRecord.model_validate(obj))
-            except ValidationError as exc:
-                raise RobustgenError(f"{self.root}/{where}: {_first(exc)}") from None
-        return sorted(out, key=lambda r: r.id)
-
     def iter_records(self) -> Iterator[DatasetRecord]:
         """Every record, validated, in id order, one at a time: only (id, shard, offset) of each line is held, so
         memory stays flat however large the dataset (exports and checks stream through this)."""
