@@ -258,6 +258,11 @@ def stream_inputs(
         if len(buf) >= CHUNK_ROWS:
             flush()
     flush()
+    if total == 0:  # a typo'd folder or an empty file must not look like a finished run
+        what = f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))})" if Path(cfg.source).is_dir() else "no rows"
+        raise RobustgenError(
+            f"{cfg.source}: {what} to read; nothing was written (fix the source, then re-run with --overwrite)"
+        )
     lines = "".join(
         json.dumps(f.model_dump(mode="json", exclude_none=True), sort_keys=True) + "\n" for f in read_failures
     )

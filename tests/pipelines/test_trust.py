@@ -275,3 +275,16 @@ def test_degrade_on_a_folder_refuses_symlinks_out_and_fifos_as_failures(tmp_path
     }
     assert "escapes its folder" in fails["link"] and "not a regular file" in fails["pipe"]
     assert [json.loads(x)["id"] for x in (tmp_path / "out" / "records.jsonl").read_text().splitlines()] == ["a"]
+
+
+def test_an_empty_source_is_a_usage_error_not_a_finished_run(tmp_path):
+    """A folder without images (or a file without rows) is exit 2 in one line, not "0 written" and exit 0."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n")
+    for source in (empty, rows):
+        res = cli("synth", "--out", tmp_path / f"out-{source.name}", "--source", source, "--task", "degradation-qa")
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "nothing was written" in res.stderr and len(res.stderr.strip().splitlines()) == 1
