@@ -10,10 +10,10 @@ from __future__ import annotations
 from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
 from robustgen.annotate.registry import register_teacher
 from robustgen.annotate.validate import check_chain, expected_types, word_count
-from robustgen.annotate.wording import answer_phrase, influence_of, join_labels, sentence, severity_word
+from robustgen.annotate.wording import answer_phrase, grouped, influence_of, join_labels, sentence, severity_word
 from robustgen.schemas import ReasoningChain, TeacherInfo, TeacherResult, Usage
 
-TEMPLATE_VERSION = "template-2"
+TEMPLATE_VERSION = "template-3"
 
 _GENERAL = (
     "Coarse shapes and the overall layout survive the damage better than fine texture, so they carry most "
@@ -35,13 +35,39 @@ _CAUTION = (
 )
 
 
+#: one sentence shape per degradation in the reasoning (cycled), so several blurs do not read "blur at severity"
+#: again and again (the gate counts repeated phrases)
+_PAD = (
+    "The {label} at severity {s} means {infl}, so {caution}",
+    "Given {label} of strength {s}: {infl}; {caution}",
+    "With the {label} set to {s}, {infl}, and {caution}",
+    "For the {label} ({s}), {infl}; hence {caution}",
+)
+#: how a degrader applied more than once is introduced (cycled through)
+_REPEATED = (
+    "{word} {label}, applied {n} times (severities {levels})",
+    "{word} {label} in {n} passes ({levels})",
+    "{word} {label}, laid on {n} times over ({levels})",
+    "{word} {label} repeated {n} times ({levels})",
+)
+
+
 def _influence(item: TeacherInput) -> str:
     if not item.degradations:
         return "No degradation was applied, so the image can be read as captured."
-    parts = [
-        sentence(f"{severity_word(r.severity)} {r.label} ({r.severity:.2f}): {influence_of(r)}")
-        for r in item.degradations
-    ]
+    parts = []
+    repeated = 0
+    for group in grouped(item.degradations):  # a repeated degrader is described once, with every severity
+        r = max(group, key=lambda g: g.severity)
+        if len(group) == 1:
+            head = f"{severity_word(r.severity)} {r.label} ({r.severity:.2f})"
+        else:  # worded differently each time, so a plan of several repeated degraders does not repeat itself
+            levels = " and ".join(f"{g.severity:.2f}" for g in group)
+            head = _REPEATED[repeated % len(_REPEATED)].format(
+                word=severity_word(r.severity), label=r.label, n=len(group), levels=levels
+            )
+            repeated += 1
+        parts.append(sentence(f"{head}: {influence_of(r)}"))
     return " ".join(parts)
 
 
@@ -75,11 +101,14 @@ def _reasoning(item: TeacherInput, lo: int, target: float, hi: int) -> str:
         if count(parts) <= hi:
             break
         parts = [(p, r) for p, r in parts if r != rank]
+    strongest = [max(g, key=lambda d: d.severity) for g in grouped(item.degradations)]
     pads = [
         sentence(
-            f"The {r.label} at severity {r.severity:.2f} means {influence_of(r)}, so {_CAUTION[i % len(_CAUTION)]}"
+            _PAD[i % len(_PAD)].format(
+                label=r.label, s=f"{r.severity:.2f}", infl=influence_of(r), caution=_CAUTION[i % len(_CAUTION)]
+            )
         )
-        for i, r in enumerate(item.degradations)
+        for i, r in enumerate(strongest)
     ] + list(_GENERAL)
     for pad in pads:
         if count(parts) >= target or count(parts) + word_count(pad) > hi:

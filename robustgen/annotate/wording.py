@@ -39,8 +39,18 @@ def answer_phrase(answer: str, choices: list[str] | None) -> str:
     return answer
 
 
+def grouped(records: list[AppliedDegradation]) -> list[list[AppliedDegradation]]:
+    """The records grouped by degrader, in order of first application: a degrader applied more than once
+    (``repeat``, second-order ``passes``) is one group, so a chain names it once rather than repeating itself."""
+    groups: dict[str, list[AppliedDegradation]] = {}
+    for r in records:
+        groups.setdefault(r.name, []).append(r)
+    return list(groups.values())
+
+
 def join_labels(records: list[AppliedDegradation]) -> str:
-    labels = [r.label for r in records]
+    """'a, b and c': each degrader's label once, in order of first application."""
+    labels = [g[0].label for g in grouped(records)]
     if len(labels) <= 1:
         return "".join(labels)
     return ", ".join(labels[:-1]) + " and " + labels[-1]

@@ -66,7 +66,7 @@ class AtmosphericTurbulence(Degrader):
 @register
 class Noise(Degrader):
     name, label, stage = "noise", "noise", ENV
-    influence = "random grain covers the image; faint edges, text and texture drown in speckle"
+    influence = "random grain covers the image; faint lines, small lettering and fine texture drown in speckle"
 
     class Params(StrictParams):
         sigma: float = Field(ge=0, le=255, description="Gaussian noise standard deviation, DN (0..255 scale)")

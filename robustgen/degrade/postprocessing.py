@@ -313,7 +313,7 @@ class TextOverlay(Degrader):
 @register
 class StickerOverlay(Degrader):
     name, label, stage = "sticker_overlay", "sticker overlay", POST
-    influence = "emoji-like stickers are pasted on top, hiding the parts of the scene they cover"
+    influence = "emoji-like stickers are pasted on top, hiding the objects under them"
 
     class Params(StrictParams):
         count: int = Field(ge=0, le=100, description="number of stickers")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robustgen.annotate.wording import influence_of, severity_word
+from robustgen.annotate.wording import grouped, influence_of, join_labels, severity_word
 from robustgen.degrade import registry
 from robustgen.degrade.apply import plan_one
 from robustgen.degrade.seeding import generator
@@ -62,7 +62,8 @@ def _which(row: SourceRow, degs: list[AppliedDegradation], rng: np.random.Genera
 
 
 def _strength(row: SourceRow, degs: list[AppliedDegradation], rng: np.random.Generator) -> SourceRow:
-    target = degs[int(rng.integers(0, len(degs)))]
+    groups = grouped(degs)  # a degrader applied twice is asked about once: its strongest application
+    target = max(groups[int(rng.integers(0, len(groups)))], key=lambda d: d.severity)
     word = severity_word(target.severity)
     why = f"The {target.label} is {word}: {influence_of(target)}, to a {word} degree."
     return row.model_copy(
@@ -124,8 +125,8 @@ def _compare(row: SourceRow, degs: list[AppliedDegradation], seed: int, rng: np.
     strong, weak = _version(degs, 1.0, seed, row.id), _version(degs, scale, seed, row.id)
     first_is_worse = bool(rng.random() < 0.5)
     versions = [strong, weak] if first_is_worse else [weak, strong]
-    labels = ", ".join(d.label for d in degs)
-    words = [", ".join(severity_word(d.severity) for d in v) for v in versions]
+    labels = join_labels(degs)
+    words = [", ".join(severity_word(max(d.severity for d in g)) for g in grouped(v)) for v in versions]
     worse = 0 if first_is_worse else 1
     why = (
         f"Both images carry the same {labels}: {words[0]} in the first and {words[1]} in the second, so "

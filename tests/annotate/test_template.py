@@ -44,3 +44,24 @@ def test_clean_image_gets_the_none_type():
     item = TeacherInput("x", None, None, [], "What is shown?", "cat", None, "A cat sits on a mat.")
     chain = TemplateTeacher().chain_for(item)
     assert chain.types == [("none", 0.0)] and render_chain(chain).startswith("<TYPE>none(0.00)<TYPE_END>")
+
+
+def test_every_preset_gets_chains_the_quality_gate_accepts():
+    """Second-order and repeating presets apply one degrader several times and several blurs at once; the
+    template must still write a chain that does not repeat itself (found: bsrgan lost 3 of 14 samples)."""
+    from robustgen.annotate.gate import gate_chain
+    from robustgen.degrade.recipes import presets
+
+    teacher = TemplateTeacher()
+    question, choices = "What is shown in the picture?", ["a cat", "a rocket", "a cup"]
+    for name in presets():
+        recipe = rg.Recipe.load(name)
+        for i in range(150):
+            plan = recipe.sample(seed=7, sample_id=f"s{i}")
+            item = TeacherInput(
+                f"s{i}", None, None, plan.degradations, question, "1", choices, None, band=recipe.reasoning_length
+            )
+            chain = teacher.chain_for(item)
+            problems = check_chain(chain, plan.degradations, "1", choices, recipe.reasoning_length, question)
+            assert problems == [], (name, i, [d.name for d in plan.degradations], problems)
+            assert gate_chain(chain, plan.degradations, question, choices, recipe.chain_gate) == []

@@ -75,3 +75,19 @@ def test_the_subpackage_is_never_shadowed_whatever_the_import_order(first):
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
+
+
+def test_no_two_influence_texts_share_a_phrase():
+    """Chains quote the influence of every degrader applied; two degraders sharing a four-word phrase would
+    make a chain naming both (and a third) repeat itself, which the quality gate turns down."""
+    import re
+    from collections import defaultdict
+
+    from robustgen.degrade import registry
+
+    seen: dict[str, set[str]] = defaultdict(set)
+    for d in registry.degraders():
+        words = re.findall(r"[a-z0-9]+", d.influence.lower())
+        for i in range(len(words) - 3):
+            seen[" ".join(words[i : i + 4])].add(d.name)
+    assert {g: names for g, names in seen.items() if len(names) > 1} == {}
