@@ -58,7 +58,8 @@ _GENERIC = frozenset(
     across whole entire parts surface region regions shapes lines edges image images pixels darker lighter
     brighter strong slightly through around within""".split()
 )
-_LEAKS = (
+#: (pattern, why it is a leak, words one of which it cannot match without: a cheap test before the regex runs)
+_LEAKS: tuple[tuple[re.Pattern, str, tuple[str, ...]], ...] = (
     (
         re.compile(
             r"(?<!not the )(?<!not a )\b(correct|right|expected|given|provided|known|gold|reference|target)\s+"
@@ -66,8 +67,9 @@ _LEAKS = (
             re.I,
         ),
         "says the answer was known",
+        ("answer", "option", "choice", "label"),
     ),
-    (re.compile(r"\bground[\s-]?truth\b", re.I), "mentions the ground truth"),
+    (re.compile(r"\bground[\s-]?truth\b", re.I), "mentions the ground truth", ("truth",)),
     (
         re.compile(
             r"\bthe\s+(clean|original|reference|pristine|undegraded|uncorrupted|unaltered|undistorted|source)\s+"
@@ -75,10 +77,22 @@ _LEAKS = (
             re.I,
         ),
         "refers to a clean/original image the student never sees",
+        (
+            "clean",
+            "original",
+            "reference",
+            "pristine",
+            "undegraded",
+            "uncorrupted",
+            "unaltered",
+            "undistorted",
+            "source",
+        ),
     ),
     (
         re.compile(r"\b(we|i)\s*(are|were|am|was|have been|'ve been|'m)\s+(told|given|shown|informed)\b", re.I),
         "says information was given",
+        ("told", "given", "shown", "informed"),
     ),
     (
         re.compile(
@@ -87,16 +101,19 @@ _LEAKS = (
             re.I,
         ),
         "quotes the prompt",
+        ("prompt", "task description", "instruction"),
     ),
     (
         re.compile(
             r"\b(since|because|as|given\s+that|knowing\s+that)\s+the\s+((correct|right)\s+)?answer\s+is\b", re.I
         ),
         "reasons from the answer instead of to it",
+        ("answer",),
     ),
     (
         re.compile(r"\b(was|were|been|is|are)\s+(given|provided|told|shown)\s+to\s+(you|me|us)\b", re.I),
         "says information was given",
+        ("given", "provided", "told", "shown"),
     ),
 )
 _SELF_REFERENCE = re.compile(
@@ -211,23 +228,10 @@ def _echo(texts: dict[str, str], cfg: ChainGate) -> list[Finding]:
     return out
 
 
-#: per leak pattern, words one of which it cannot match without (a cheap test before the regex runs)
-_LEAK_NEEDS: tuple[tuple[str, ...], ...] = (
-    ("answer", "option", "choice", "label"),
-    ("truth",),
-    ("clean", "original", "reference", "pristine", "undegraded", "uncorrupted", "unaltered", "undistorted", "source"),
-    ("told", "given", "shown", "informed"),
-    ("prompt", "task description", "instruction"),
-    ("answer",),
-    ("given", "provided", "told", "shown"),
-)
-assert len(_LEAK_NEEDS) == len(_LEAKS)
-
-
 def _first_leak(text: str) -> tuple[re.Match, str] | None:
     """The first leak pattern that matches ``text`` (in ``_LEAKS`` order) and why, or None."""
     low = text.lower()
-    for (pattern, why), needs in zip(_LEAKS, _LEAK_NEEDS, strict=True):
+    for pattern, why, needs in _LEAKS:
         if any(w in low for w in needs) and (m := pattern.search(text)):
             return m, why
     return None

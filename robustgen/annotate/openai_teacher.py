@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
 import openai
 from pydantic import BaseModel, Field, ValidationError
 
@@ -152,13 +153,15 @@ class OpenAITeacher(Teacher):
         return {"role": "user", "content": [*parts, {"type": "text", "text": text}]}
 
     async def images(self, item: TeacherInput, which: tuple[str, ...]) -> tuple[list[str], list[str]]:
-        """(data URLs, sha256 of each encoded image) of the named images of ``item``; encoded off the event loop,
-        so other samples' requests go on meanwhile."""
+        """(data URLs, sha256 of each encoded image) of the named images of ``item`` (``clean``, ``degraded``,
+        ``others``: the later images of a multi-image question); encoded off the event loop, so other samples'
+        requests go on meanwhile."""
         if not self.config.images:
             return [], []
-        imgs = [img for a in which if (img := getattr(item, a)) is not None]
-        if "degraded" in which and "clean" not in which:  # a multi-image question: every version it asks about
-            imgs += item.others
+        imgs: list[np.ndarray] = []
+        for name in which:
+            imgs += item.others if name == "others" else [getattr(item, name)]
+        imgs = [img for img in imgs if img is not None]
         pairs = await asyncio.to_thread(lambda: [data_url(img, self.config.max_image_side) for img in imgs])
         return [u for u, _ in pairs], [h for _, h in pairs]
 
@@ -223,7 +226,7 @@ class OpenAITeacher(Teacher):
 
 async def _single(t: OpenAITeacher, item: TeacherInput, usage: Usage) -> ReasoningChain:
     """One call for the whole chain."""
-    urls, hashes = await t.images(item, ("degraded",))
+    urls, hashes = await t.images(item, ("degraded", "others"))
     words = item.band.bounds(item.total_severity)
     task = prompts.single_task(item.question, item.choices, item.answer, item.degradations, words, item.rationale)
     task += prompts.feedback_note(item.feedback)
@@ -265,7 +268,7 @@ async def _staged(t: OpenAITeacher, item: TeacherInput, usage: Usage) -> Reasoni
     inf = await t.ask_until_valid(
         item, messages, hashes, "influence", prompts.InfluenceBody, usage, _step_check(item, "influence"), budget
     )
-    urls, hashes = await t.images(item, ("degraded",))
+    urls, hashes = await t.images(item, ("degraded", "others"))
     task = prompts.reasoning_task(
         item.question, item.choices, item.answer, item.degradations, inf.influence, words, item.rationale
     )

@@ -16,10 +16,8 @@ from robustgen.degrade.apply import check_severity, plan_one
 from robustgen.degrade.base import Degrader
 from robustgen.degrade.seeding import generator
 from robustgen.errors import RecipeError
-from robustgen.schemas import PAPER_ORDER, PHYSICAL_ORDER, AppliedDegradation, DegradationPlan, Stage
+from robustgen.schemas import PAPER_ORDER, PHYSICAL_ORDER, AppliedDegradation, DegradationPlan
 from robustgen.schemas import Recipe as RecipeSchema
-
-_STAGE_RANK = {s: i for i, s in enumerate(Stage)}
 
 
 def parse_spec(spec: str, default_severity: float = 0.5) -> tuple[str, float]:
@@ -159,7 +157,7 @@ class Recipe(RecipeSchema):
         n = int(rng.integers(self.per_image.min, self.per_image.max + 1))
         chosen: list[Degrader] = []
         while len(chosen) < n and pool:
-            stages = sorted({d.stage for d in pool}, key=_STAGE_RANK.__getitem__)
+            stages = sorted({d.stage for d in pool}, key=registry.STAGE_RANK.__getitem__)
             sw = np.array([self.stage_weights.get(s, 1.0) for s in stages], dtype=np.float64)
             stage = stages[int(rng.choice(len(stages), p=sw / sw.sum()))]
             in_stage = [d for d in pool if d.stage is stage]

@@ -22,7 +22,7 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _registry: dict[str, Degrader] = {}
 _loaded = False
 _ordered: list[Degrader] | None = None  # _registry in stage then name order; rebuilt after a registration
-_STAGE_RANK = {s: i for i, s in enumerate(Stage)}
+STAGE_RANK = {s: i for i, s in enumerate(Stage)}  # the stages' order, as a lookup
 
 
 def register(cls: type[Degrader]) -> type[Degrader]:
@@ -80,7 +80,7 @@ def degraders(stage: Stage | str | None = None) -> list[Degrader]:
     global _ordered
     _ensure_loaded()
     if _ordered is None:  # every plan draws from this list: sorted once, not per sample
-        _ordered = sorted(_registry.values(), key=lambda d: (_STAGE_RANK[d.stage], d.name))
+        _ordered = sorted(_registry.values(), key=lambda d: (STAGE_RANK[d.stage], d.name))
     items = list(_ordered)
     if stage is not None:
         stage = Stage(stage)

@@ -325,16 +325,19 @@ def export_robust_u1(root: str | Path, out: str | Path, max_pixels: int | None =
 
 
 def export(root: str | Path, fmt: str, out: str | Path, max_pixels: int | None = None) -> Path:
-    if fmt == "llamafactory":
-        return export_llamafactory(root, out, max_pixels=max_pixels)
-    if fmt == "robust-r1":
-        return export_robust_r1(root, out, max_pixels=max_pixels)
-    if fmt == "trl":
-        return export_trl(root, out, max_pixels=max_pixels)
-    if fmt == "verl":
-        return export_verl(root, out, max_pixels=max_pixels)
-    if fmt == "easyr1":
-        return export_easyr1(root, out, max_pixels=max_pixels)
-    if fmt == "robust-u1":
-        return export_robust_u1(root, out, max_pixels=max_pixels)
-    raise RobustgenError(f"--to {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}")
+    try:
+        writer = _EXPORTS[fmt]
+    except KeyError:
+        raise RobustgenError(f"--to {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}") from None
+    return writer(root, out, max_pixels=max_pixels)
+
+
+_EXPORTS = {
+    "llamafactory": export_llamafactory,
+    "robust-r1": export_robust_r1,
+    "trl": export_trl,
+    "verl": export_verl,
+    "easyr1": export_easyr1,
+    "robust-u1": export_robust_u1,
+}
+assert tuple(_EXPORTS) == EXPORT_FORMATS

@@ -21,7 +21,7 @@ import numpy as np
 
 from robustgen.annotate.wording import grouped, influence_of, join_labels, severity_word
 from robustgen.degrade import registry
-from robustgen.degrade.apply import plan_one
+from robustgen.degrade.recipes import fixed_plan
 from robustgen.degrade.seeding import generator
 from robustgen.schemas import AppliedDegradation, Quality, SourceRow
 
@@ -116,8 +116,8 @@ class Task:
 def _version(degradations: list[AppliedDegradation], scale: float, seed: int, sample_id: str):
     """``degradations`` re-drawn at ``scale`` x their severities from one stream per sample: every version of a
     sample draws the same values (degraders draw alike at every severity), so only the strength differs."""
-    rng = generator(seed, f"pair:{sample_id}")
-    return [plan_one(registry.get(d.name), max(0.01, round(d.severity * scale, 4)), rng) for d in degradations]
+    specs = [(d.name, max(0.01, round(d.severity * scale, 4))) for d in degradations]
+    return fixed_plan(specs, seed, f"pair:{sample_id}").degradations
 
 
 def _compare(row: SourceRow, degs: list[AppliedDegradation], seed: int, rng: np.random.Generator) -> Task:
