@@ -382,7 +382,7 @@ def synth(
     --base-url, ...), each validated by the chosen teacher's own config."""
     from robustgen.annotate.registry import parse_sets
     from robustgen.annotate.registry import teacher_config as load_teacher_config
-    from robustgen.pipelines.job import SynthConfig
+    from robustgen.pipelines.job import SynthConfig, release_ray
     from robustgen.pipelines.job import synth as run_synth
 
     with user_errors():
@@ -441,6 +441,16 @@ def synth(
                 "error", "red", f"the run stopped: {type(exc).__name__}: {first}; re-run the same command to resume"
             )
             raise typer.Exit(1) from None
+    stopping = release_ray()  # Ray's processes stop while the card and exports are written
+    try:
+        _after_synth(summary, out_dir, license, export_to)
+    finally:
+        if stopping is not None:
+            stopping.join()
+
+
+def _after_synth(summary, out_dir: str, license: str | None, export_to: str | None) -> None:
+    """The run's summary line, the dataset card and the asked-for exports."""
     out.print(
         f"{summary.written} written, {summary.failed} failed of {summary.total} "
         f"({summary.resumed} from an earlier run) in {summary.seconds:.1f}s -> {out_dir}"

@@ -31,7 +31,7 @@ from robustgen.images import SAMPLE_PREFIX, read_bytes
 from robustgen.pipelines import process
 from robustgen.pipelines.output import DATA_DIR, FAILURES, MANIFEST, RUN_FILE, WORK_DIR, Output
 from robustgen.pipelines.sources import IMAGE_SUFFIXES, read_source
-from robustgen.schemas import DegradedSample, Failure, SourceRow, Usage
+from robustgen.schemas import DatasetRecord, DegradedSample, Failure, SourceRow, Usage
 from robustgen.schemas.redaction import redact
 
 #: rows per input chunk: one Ray task reads, degrades (and for an in-task teacher annotates) a chunk
@@ -293,6 +293,38 @@ def _init_ray(cfg: SynthConfig) -> None:
         ray.init(address="local", num_cpus=cfg.workers, **kwargs)
 
 
+def release_ray() -> threading.Thread | None:
+    """Stop (or leave) Ray in the background once the command has no more use for it: the embedded Ray's
+    processes take 1-2 s to stop, time the command spends on its own work instead. Join the returned thread
+    before exiting."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+
+    def stop() -> None:
+        try:
+            _stop_autoscaler_monitor(ray)
+            ray.shutdown()
+        except Exception:  # Ray's own exit hook tries again; the dataset is already written
+            pass
+
+    thread = threading.Thread(target=stop, name="robustgen-ray-shutdown")
+    thread.start()
+    return thread
+
+
+def _stop_autoscaler_monitor(ray: Any) -> None:
+    """Kill the embedded Ray's autoscaler monitor (nothing to scale on one machine) before ``ray.shutdown``:
+    stopped after the GCS, it blocks in its SIGTERM handler reporting to the stopped GCS until Ray kills it a
+    second later. Ray keeps its processes in private state: if that moves, shutdown is just slower."""
+    node = getattr(getattr(ray, "_private", None), "worker", None)
+    node = getattr(node, "_global_node", None)
+    for info in (getattr(node, "all_processes", None) or {}).get("monitor", []):
+        if info.process.poll() is None:
+            info.process.kill()
+            info.process.wait(timeout=5)
+
+
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """A ``host:port`` (or ``ray://host:port``) address that accepts no connection is refused in seconds, not
     after Ray's minutes of retries."""
@@ -338,9 +370,11 @@ def run_on_ray(
     chunks: list[str],
     on_rows: Callable[[dict[str, Any]], None],
     finished: Callable[[], bool] = lambda: False,
+    rows: int = 0,
 ) -> None:
-    """The chunks the driver did not process, on Ray Data: on a local folder one long lane per worker CPU claiming
-    chunks, elsewhere one task per chunk; a pooled teacher in an actor. Stops once ``finished()``."""
+    """The chunks the driver did not process (``rows`` rows in all), on Ray Data: on a local folder one long lane
+    per worker CPU claiming chunks, elsewhere one task per chunk; a pooled teacher in an actor. Stops once
+    ``finished()``."""
     import ray
 
     ctx = ray.data.DataContext.get_current()
@@ -357,8 +391,8 @@ def run_on_ray(
         ds = ds.map_batches(
             AnnotateActor,
             batch_size=max(cfg.batch_size, teacher.concurrency),
-            fn_constructor_kwargs=kwargs,
-            # several batches in flight on the actor's event loop; requests are bounded by the teacher
+            fn_constructor_kwargs={**kwargs, "expected": rows},
+            # one actor: one client, limiter and budget; its requests outlive the batch that brought them
             compute=ray.data.ActorPoolStrategy(
                 size=1, max_concurrent_calls_per_actor=8, max_tasks_in_flight_per_actor=8
             ),
@@ -620,30 +654,55 @@ def degrade_task(batch, *, spec: dict):
 
 
 class AnnotateActor:
-    """Pooled teacher, second half: one teacher (client, limiter, budget, probe) per actor.
+    """Pooled teacher, second half: the run's one teacher (client, limiter, budget, probe) in one actor.
 
-    ``__call__`` is an async generator, so Ray Data runs several batches at once on the actor's single
-    event loop; the teacher bounds the requests in flight across all of them."""
+    Requests outlive the batch that brought them. Ray Data hands the actor one batch at a time, so an actor that
+    finished each batch before returning would let the teacher's request slots drain at every batch's end (0.79
+    of the endpoint's bound at 16 rows a batch). A call instead starts its rows, returns whatever has finished
+    once no more than twice ``concurrency`` rows are still running (the slots stay full until the next batch
+    arrives), and the call that brings the last of the ``expected`` rows waits for all of them. Each row is
+    written (in the shard of the call that returns it) exactly once."""
 
-    def __init__(self, spec: dict) -> None:
+    def __init__(self, spec: dict, expected: int) -> None:
         self.spec = JobSpec(**spec)
         self.teacher = self.spec.teacher_obj()
         self.band = self.spec.recipe_obj().reasoning_length
         self.gate = self.spec.recipe_obj().chain_gate
         self.out = self.spec.output()
+        self.expected = expected  # rows this run sends to Ray: all of them come to this one actor
+        self.received = 0
+        self.running: set[asyncio.Task] = set()
+        self.finished: list[DatasetRecord | Failure] = []
+        self.reported = False
+
+    def _start(self, sample: DegradedSample) -> None:
+        work = process.annotate_sample(self.teacher, sample, self.band, self.out, None, self.gate)
+        task = asyncio.ensure_future(work)
+        self.running.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self.running.discard(task)
+        self.finished.append(task.result())  # annotate_sample turns every error into a Failure
 
     async def __call__(self, batch):
-        items: list[DegradedSample | Failure] = [
-            Failure.model_validate_json(p[1:]) if p[0] == "F" else DegradedSample.model_validate_json(p[1:])
-            for p in batch["payload"]
-        ]
-        todo = [(s, None) for s in items if isinstance(s, DegradedSample)]
-        annotated = iter(await process.annotate_all(self.teacher, todo, self.band, self.out, self.gate) if todo else [])
-        results = [s if isinstance(s, Failure) else next(annotated) for s in items]
+        for p in batch["payload"]:
+            if p[0] == "F":
+                self.finished.append(Failure.model_validate_json(p[1:]))
+            else:
+                self._start(DegradedSample.model_validate_json(p[1:]))
+        self.received += len(batch["payload"])
+        last = self.received >= self.expected
+        # a second set queued behind the one in flight: the slots stay full until the next batch arrives
+        while self.running and (last or len(self.running) > 2 * self.teacher.concurrency):
+            await asyncio.wait(set(self.running), return_when=asyncio.FIRST_COMPLETED)
+        results, self.finished = self.finished, []
+        if not results:  # another call on this actor took them
+            return
         progress = await asyncio.to_thread(process.write_shard, self.out, results)
         usage = self.teacher.run_usage()  # e.g. the probe: reported once per actor, on its progress rows
-        if usage.requests and not getattr(self, "_reported", False):
-            self._reported = True
+        if usage.requests and not self.reported:
+            self.reported = True
             progress["run_usage"] = [usage.model_dump_json()] + [None] * (len(results) - 1)
         yield {k: np.array(v, dtype=object) for k, v in progress.items()}
 
@@ -849,12 +908,16 @@ def _run(
                 driver.on_rows(cols)
 
             if rest and not driver.finished():
-                run_on_ray(cfg, spec, rest, from_ray, driver.finished)  # the driver keeps claiming from the front
+                # the driver keeps claiming from the front; a pooled teacher gets every row
+                run_on_ray(cfg, spec, rest, from_ray, driver.finished, rows=driver.queued_rows)
     scanner.join()
     worker.join()
     for key in ("error", "local_error"):
         if key in result:
             raise result[key]
+    if not driver.finished():  # e.g. a Ray worker died with rows in hand: say so, never a silent drop
+        missing = driver.queued_rows - driver.done_rows
+        raise RobustgenError(f"{missing} rows were neither written nor failed; re-run the same command to resume")
     announce()
     total, _ = result["scan"]
     usage = cfg.teacher_obj.run_usage().model_copy()

@@ -476,6 +476,24 @@ def test_a_second_run_into_a_busy_folder_is_refused(image_dir, tmp_path):
     assert len(ids) == len(set(ids)) == 30
 
 
+def _ray_processes_of(ray_tmp: Path, grace_s: float = 3.0) -> list[str]:
+    """The live processes whose command line names this Ray temp dir (GCS, raylet, monitors), from /proc."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        left = []
+        for proc in Path("/proc").iterdir():
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue  # not a process, or gone meanwhile
+            if state != "Z" and str(ray_tmp) in cmd:
+                left.append(cmd[:80])
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
 def test_no_secret_on_disk_after_a_run_on_ray(image_dir, tmp_path):
     """The key (from the environment) and a password inside --base-url appear in no file the run touches: the
     output folder, the teacher cache, Ray's whole temp dir (session logs included), nor the console."""
@@ -498,6 +516,7 @@ def test_no_secret_on_disk_after_a_run_on_ray(image_dir, tmp_path):
                 env={"ROBUSTGEN_DRIVER_WORKS": "0", "RAY_TMPDIR": str(ray_tmp)},
             )
         assert res.returncode == 0, res.stderr
+        assert _ray_processes_of(ray_tmp) == [], "Ray's processes outlived the command"
         assert len(records(tmp_path / "ds")) == 12
         sessions = list(ray_tmp.rglob("session_*"))
         assert sessions, "the run did not start Ray, so Ray's logs were not tested"
