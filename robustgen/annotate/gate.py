@@ -255,14 +255,19 @@ def _leak(texts: dict[str, str]) -> list[Finding]:
 def degradation_terms(record: AppliedDegradation) -> set[str]:
     """Words that name or describe a degradation: its label and name, synonyms, its stage's wording and the
     content words of its degrader's own influence description."""
-    terms = {w for w in _words(record.label) + record.name.split("_") if len(w) >= 3 and w not in _STOP}
+    return set(_terms(record.label, record.name, record.stage.value, influence_of(record)))
+
+
+@lru_cache(maxsize=1024)
+def _terms(label: str, name: str, stage: str, influence: str) -> frozenset[str]:
+    terms = {w for w in _words(label) + name.split("_") if len(w) >= 3 and w not in _STOP}
     for w in list(terms):
         for key, syns in _SYNONYMS.items():
             if w.startswith(key) or key.startswith(w):
                 terms.update(syns)
-    terms.update(_STAGE_WORDS.get(record.stage.value, ()))
-    terms.update(w for w in _words(influence_of(record)) if len(w) >= 6 and w not in _STOP and w not in _GENERIC)
-    return terms
+    terms.update(_STAGE_WORDS.get(stage, ()))
+    terms.update(w for w in _words(influence) if len(w) >= 6 and w not in _STOP and w not in _GENERIC)
+    return frozenset(terms)
 
 
 def _degradation_grounding(influence: str, degradations: list[AppliedDegradation]) -> list[Finding]:
@@ -299,14 +304,16 @@ def _question_grounding(reasoning: str, question: str, choices: list[str] | None
 
 
 _LETTER = re.compile(r"[^\W\d_]")
+_ASCII_LETTERS = bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1))
 
 
 @lru_cache(maxsize=4096)
 def _script(text: str) -> str | None:
     """The dominant writing system of the letters in ``text`` (LATIN, CYRILLIC, CJK, ...); None if few letters.
     ASCII text is Latin without looking further; otherwise at most 400 letters are classified."""
-    if text.isascii():
-        return "LATIN" if len(_LETTER.findall(text)) >= 20 else None
+    if text.isascii():  # count the letters: what deleting them takes away
+        raw = text.encode("ascii")
+        return "LATIN" if len(raw) - len(raw.translate(None, _ASCII_LETTERS)) >= 20 else None
     counts: Counter[str] = Counter()
     for ch in _LETTER.findall(text)[:400]:
         name = unicodedata.name(ch, "")
@@ -329,11 +336,19 @@ _FUNCTION_WORDS: dict[str, frozenset[str]] = {
 }
 
 
+#: each function word and the languages it belongs to (one pass over a text counts them all)
+_LANGUAGES_OF: dict[str, tuple[str, ...]] = {
+    w: tuple(lang for lang, fw in _FUNCTION_WORDS.items() if w in fw) for fw in _FUNCTION_WORDS.values() for w in fw
+}
+
+
 @lru_cache(maxsize=2048)
 def _language(text: str) -> str | None:
     """The Latin-script language whose function words ``text`` uses most (None with fewer than 3 of them)."""
-    counts = Counter(_tokens(text))
-    hits = {lang: sum(counts[w] for w in fw) for lang, fw in _FUNCTION_WORDS.items()}
+    hits = dict.fromkeys(_FUNCTION_WORDS, 0)
+    for w in _tokens(text):
+        for lang in _LANGUAGES_OF.get(w, ()):
+            hits[lang] += 1
     best = max(hits, key=lambda k: hits[k])
     return best if hits[best] >= 3 else None
 
