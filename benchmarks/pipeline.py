@@ -8,6 +8,8 @@ endpoint with a fixed delay. Run on demand (not in CI):
 2. openai teacher against a local asyncio server (benchmarks/delay_server.py) that answers after a fixed
    delay; target >= 90% of concurrency / delay samples per second.
 3. peak RSS of the driver at 10,000 and 100,000 rows of tiny images (it must not grow with the dataset).
+4. CPU per row in a worker: the bare loop's against synth's own chunk work, both in a 2-process pool without
+   Ray (target: synth within 10%).
 """
 
 from __future__ import annotations
@@ -54,18 +56,57 @@ def make_source(folder: Path, n: int, side: int) -> Path:
     return p
 
 
-def _bare_one(args):
+def _bare_one(args) -> float:
+    """One row of the bare loop; the worker's CPU seconds for it."""
     import robustgen as rg
     from robustgen.images import encode, read_image
     from robustgen.pipelines.output import image_relpath
 
     row, root, out = args
+    cpu = time.thread_time()
     img = read_image(Path(root) / row["image"])
     plan = _RECIPE.sample(seed=0, sample_id=row["id"])
     degraded = rg.apply_plan(img, plan)[0]
     target = Path(out) / image_relpath(row["id"], "jpg")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(encode(degraded, "jpg"))
+    return time.thread_time() - cpu
+
+
+def _chunk_one(args) -> tuple[int, float]:
+    """One input chunk of synth's own per-row work (decode, plan, degrade, PSNR/SSIM, encode, write, template
+    chain, quality gate, record, shard), outside Ray: its rows and the worker's CPU seconds for them."""
+    from robustgen.pipelines.job import run_chunk
+
+    spec, rel = args
+    cpu = time.thread_time()
+    progress = run_chunk(spec, rel)
+    return len(progress.get("id", [])), time.thread_time() - cpu
+
+
+def per_row_cpu(src: Path, tmp: Path) -> list[str]:
+    """CPU per row in a worker, bare loop against synth's chunk work, both in the same 2-process pool on the
+    same rows (no Ray: this is the work each row costs, apart from scheduling)."""
+    from robustgen.pipelines.job import SynthConfig, job_spec, stream_inputs
+    from robustgen.pipelines.output import WORK_DIR, Output
+
+    rows = [json.loads(line) for line in src.read_text().splitlines()]
+    with mp.get_context("spawn").Pool(2, initializer=_init) as pool:
+        bare = list(pool.imap_unordered(_bare_one, [(r, str(src.parent), str(tmp / "cpu-bare")) for r in rows], 16))
+    cfg = SynthConfig(out=str(tmp / "cpu-synth"), source=str(src))
+    out = Output(cfg.out)
+    out.mkdirs(WORK_DIR)
+    chunks: list[str] = []
+    stream_inputs(cfg, out, set(), set(), lambda rel, n: chunks.append(rel))
+    spec = job_spec(cfg)
+    with mp.get_context("spawn").Pool(2, initializer=_init) as pool:
+        done = list(pool.imap_unordered(_chunk_one, [(spec, rel) for rel in chunks]))
+    bare_ms = 1000 * sum(bare[32:]) / len(bare[32:])  # past each worker's first rows (imports, caches)
+    synth_ms = 1000 * sum(c for _, c in done[2:]) / sum(n for n, _ in done[2:])
+    return [
+        f"| CPU per row in a worker, {len(rows)} rows, no Ray | bare loop {bare_ms:.2f} ms, synth's chunk work "
+        f"{synth_ms:.2f} ms: bare / synth {bare_ms / synth_ms:.2f} |"
+    ]
 
 
 def _init():
@@ -158,6 +199,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", default="2000,10000", help="comma-separated row counts for synth vs bare")
     ap.add_argument("--side", type=int, default=512)
+    ap.add_argument("--cpu-rows", type=int, default=2000, help="rows for the per-row CPU comparison (0 skips)")
     ap.add_argument("--rss-rows", default="10000,100000", help="row counts for driver peak RSS (tiny images)")
     ap.add_argument("--delay", type=float, default=0.2)
     ap.add_argument("--concurrency", type=int, default=8)
@@ -168,6 +210,8 @@ def main() -> None:
         tmp = Path(tmp)
         for n in (int(x) for x in args.samples.split(",") if x):
             lines += template_vs_bare(tmp, n, args.side)
+        if args.cpu_rows:
+            lines += per_row_cpu(make_source(tmp / "cpu-src", args.cpu_rows, args.side), tmp)
         rss = []
         for n in (int(x) for x in args.rss_rows.split(",") if x):
             tiny = make_source(tmp / f"tiny{n}", n, 32)
