@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ import re
 import sys
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from functools import cached_property
@@ -388,16 +390,19 @@ def run_on_ray(
     teacher = cfg.teacher_obj
     if teacher.pooled:
         ds = ds.map_batches(degrade_task, batch_size=1, fn_kwargs=kwargs)
-        ds = ds.map_batches(
-            AnnotateActor,
-            batch_size=max(cfg.batch_size, teacher.concurrency),
-            fn_constructor_kwargs={**kwargs, "expected": rows},
-            # one actor: one client, limiter and budget; its requests outlive the batch that brought them
-            compute=ray.data.ActorPoolStrategy(
-                size=1, max_concurrent_calls_per_actor=8, max_tasks_in_flight_per_actor=8
-            ),
-            num_cpus=0.5,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # Ray's spelling of max_restarts=0 (see below)
+            ds = ds.map_batches(
+                AnnotateActor,
+                batch_size=max(cfg.batch_size, teacher.concurrency),
+                fn_constructor_kwargs={**kwargs, "expected": rows},
+                # one actor: one client, limiter and budget; its requests outlive the batch that brought them
+                compute=ray.data.ActorPoolStrategy(
+                    size=1, max_concurrent_calls_per_actor=8, max_tasks_in_flight_per_actor=8
+                ),
+                num_cpus=0.5,
+                **_no_restart(ds.map_batches),
+            )
     elif _claimable(spec.output()):
         lanes = max(1, int(ray.cluster_resources().get("CPU", 1)))
         ds = ray.data.from_items([{"lane": i} for i in range(lanes)], override_num_blocks=lanes)
@@ -408,6 +413,15 @@ def run_on_ray(
         on_rows({k: list(v) for k, v in batch.items()})
         if finished():  # every row is accounted for (the driver did the rest): no need to wait for idle lanes
             break
+
+
+def _no_restart(method: Callable) -> dict[str, Any]:
+    """``max_restarts=0`` for the annotate actor where ``map_batches`` still takes Ray remote arguments. A
+    restarted actor would have lost the rows running on the one that died, and Ray would retry the call that
+    was running (a row written twice); without restarts the run stops and a re-run resumes. Ray also logs an
+    error line on every run for a restartable actor with arguments in its object store."""
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(method).parameters.values())
+    return {"max_restarts": 0} if takes_any else {}
 
 
 class _Driver:

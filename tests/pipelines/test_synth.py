@@ -517,6 +517,8 @@ def test_no_secret_on_disk_after_a_run_on_ray(image_dir, tmp_path):
             )
         assert res.returncode == 0, res.stderr
         assert _ray_processes_of(ray_tmp) == [], "Ray's processes outlived the command"
+        # no log line of Ray's C++ core on the console (it logged an error for every restartable actor)
+        assert not re.search(r"^\[\d{4}-\d\d-\d\d [^\]]* [EWF] \d+ \d+\]", res.stderr, re.M), res.stderr
         assert len(records(tmp_path / "ds")) == 12
         sessions = list(ray_tmp.rglob("session_*"))
         assert sessions, "the run did not start Ray, so Ray's logs were not tested"
