@@ -20,6 +20,11 @@ class ImageError(RobustgenError, ValueError):
     """An image that cannot be read or converted to uint8 RGB."""
 
 
+class IncompleteRun(RuntimeError):
+    """A run that ended with rows neither written nor failed (a worker stopped holding them): not the user's
+    doing; a re-run resumes them."""
+
+
 def first_line(exc: BaseException, limit: int = 300) -> str:
     """The first line of an exception's message (its type name when it has none), cut to ``limit`` characters:
     how every error becomes one line for a user."""

@@ -28,7 +28,7 @@ import robustgen._lean  # noqa: F401  (first: no torch adapter, no update check 
 from robustgen.annotate.base import Teacher
 from robustgen.annotate.registry import make_teacher, teacher_class
 from robustgen.degrade.recipes import Recipe
-from robustgen.errors import RobustgenError, first_line
+from robustgen.errors import IncompleteRun, RobustgenError, first_line
 from robustgen.images import SAMPLE_PREFIX, read_bytes
 from robustgen.pipelines import process
 from robustgen.pipelines.output import DATA_DIR, FAILURES, MANIFEST, RUN_FILE, WORK_DIR, Output
@@ -931,7 +931,7 @@ def _run(
             raise result[key]
     if not driver.finished():  # e.g. a Ray worker died with rows in hand: say so, never a silent drop
         missing = driver.queued_rows - driver.done_rows
-        raise RobustgenError(f"{missing} rows were neither written nor failed; re-run the same command to resume")
+        raise IncompleteRun(f"{missing} rows were neither written nor failed (a worker stopped holding them)")
     announce()
     total, _ = result["scan"]
     usage = cfg.teacher_obj.run_usage().model_copy()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 
 import numpy as np
 
@@ -14,6 +15,8 @@ from robustgen.pipelines.output import DATA_DIR, WORK_DIR, Output
 from robustgen.pipelines.process import degrade_row, fail
 from robustgen.pipelines.samples import load_samples
 from robustgen.schemas import TeacherInfo, TeacherResult, Usage
+
+from ..helpers import fake_teacher_args, robustgen_cmd
 
 
 class _Slow(Teacher):
@@ -93,3 +96,32 @@ def test_requests_outlive_their_batch_and_each_row_is_written_once(tmp_path):
         for line in out.read_text(rel).splitlines()
     ]
     assert failed == ["broken"]
+
+
+def test_a_run_that_loses_rows_says_so_and_a_rerun_finishes_them(tmp_path, monkeypatch):
+    """Rows that come back neither written nor failed (a worker died holding them) stop the run with one line
+    and exit 1; the same command then resumes them. Simulated: the pooled teacher's Ray stage drops every row."""
+    from typer.testing import CliRunner
+
+    from robustgen.cli import app
+    from robustgen.pipelines import job
+
+    from ..annotate.fake_openai import FakeOpenAI
+
+    monkeypatch.setenv("ROBUSTGEN_TEST_KEY", "k")
+    out = tmp_path / "ds"
+    with FakeOpenAI() as server:
+        args = ["synth", "--out", str(out), "--limit", "3", *fake_teacher_args(server.url)]
+        with monkeypatch.context() as m:
+            m.setattr(job, "_init_ray", lambda cfg: None)
+            m.setattr(job, "run_on_ray", lambda *a, **kw: None)
+            res = CliRunner().invoke(app, args)
+        assert res.exit_code == 1, res.output
+        line = " ".join(res.output.split())
+        assert "3 rows were neither written nor failed" in line and "re-run the same command to resume" in line
+        assert "Traceback" not in res.output
+        assert not list(out.glob("data/*.jsonl"))  # nothing was claimed done
+        again = subprocess.run([*robustgen_cmd(), *args], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    ids = [json.loads(line)["id"] for shard in out.glob("data/*.jsonl") for line in shard.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 3
