@@ -252,10 +252,10 @@ def _leak(texts: dict[str, str]) -> list[Finding]:
     return out
 
 
-def degradation_terms(record: AppliedDegradation) -> set[str]:
+def degradation_terms(record: AppliedDegradation) -> frozenset[str]:
     """Words that name or describe a degradation: its label and name, synonyms, its stage's wording and the
-    content words of its degrader's own influence description."""
-    return set(_terms(record.label, record.name, record.stage.value, influence_of(record)))
+    content words of its degrader's own influence description (cached per degrader)."""
+    return _terms(record.label, record.name, record.stage.value, influence_of(record))
 
 
 @lru_cache(maxsize=1024)

@@ -18,7 +18,6 @@ from robustgen.schemas.chain import ROBUST_R1_INSTRUCTION
 from robustgen.schemas.chain import question_text as _question_text
 from robustgen.schemas.training import TRAINING_FEATURES, training_row
 
-EXPORT_FORMATS = ("llamafactory", "robust-r1", "trl", "verl", "easyr1", "robust-u1")
 ROW_GROUP = 256  # rows per parquet row group: exports stream, holding one group's images at a time
 
 
@@ -340,4 +339,4 @@ _EXPORTS = {
     "easyr1": export_easyr1,
     "robust-u1": export_robust_u1,
 }
-assert tuple(_EXPORTS) == EXPORT_FORMATS
+EXPORT_FORMATS = tuple(_EXPORTS)

@@ -144,7 +144,7 @@ def _thumb(ds: Dataset, rel: str, side: int = 256) -> str:
         return ""
 
 
-def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery: int = 12) -> str:
+def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes]) -> str:
     e = html.escape
     m = {k: e(str(v)) for k, v in ds.counts().items()}
     teacher = ds.manifest.get("teacher")
@@ -180,7 +180,7 @@ def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes], gallery
         parts += [f"<tr><td>{n}</td><td>{e(r)}</td></tr>" for r, n in st["reasons"].most_common()]
         parts.append("</table>")
     parts.append("<h2>samples</h2>")
-    for r in st["gallery"][:gallery]:
+    for r in st["gallery"]:  # compute() kept the first records for it
         parts.append(
             "<div class='card'>"
             + "".join(f"<img alt='{e(r.id)} image {k}' src='{_thumb(ds, rel)}'>" for k, rel in enumerate(r.images, 1))

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from robustgen.images import load_image, read_image, write_image
+from robustgen.images import read_image
 from robustgen.schemas import ReasoningChain, parse_chain, render_chain
 
 from ..annotate.fake_openai import FakeOpenAI
@@ -537,23 +537,17 @@ def test_no_secret_on_disk_after_a_run_on_ray(image_dir, tmp_path):
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
-def test_with_two_workers_the_driver_works_beside_a_ray_lane_to_the_end(tmp_path, monkeypatch):
+def test_with_two_workers_the_driver_works_beside_a_ray_lane_to_the_end(image_dir, tmp_path, monkeypatch):
     """The driver is one of two workers: once Ray's lane delivers, the driver goes on claiming chunks instead of
     stepping back, and every row is still written exactly once. (A slowed driver and small chunks make Ray's
     lane take part whatever Ray's start-up time.)"""
     import threading
 
-    import cv2
-
     from robustgen.pipelines import job
     from robustgen.pipelines.job import SynthConfig
     from robustgen.pipelines.job import synth as run_synth
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name in ("astronaut", "coffee", "chelsea", "rocket"):
-        write_image(photos / f"{name}.jpg", cv2.resize(load_image(f"skimage:{name}"), (64, 64)))
-    src = _numbered_source(photos, tmp_path, 1280)
+    src = _numbered_source(image_dir, tmp_path, 1280)
     monkeypatch.setattr(job, "CHUNK_ROWS", 16)
     monkeypatch.setattr(job, "RAY_WORTH_S", 0.0)  # start Ray at once
     events: list[tuple[float, bool]] = []  # (when, by the driver) for every shard reported
