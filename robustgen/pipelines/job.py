@@ -69,6 +69,7 @@ class SynthConfig(BaseModel):
     retry_failed: bool = Field(default=False, description="on resume, process earlier failures again")
     judge: dict[str, Any] | None = Field(default=None, description="judge settings (JudgeConfig); None = no judge")
     keep_clean: bool = Field(default=False, description="store each clean image too (content-addressed, lossless)")
+    ssim: bool = Field(default=False, description="measure each sample's SSIM (always on for degradation-qa)")
     task: Literal["answer", "degradation-qa"] = Field(
         default="answer",
         description="answer: the source's questions; degradation-qa: perception tasks from the records",
@@ -107,6 +108,7 @@ class SynthConfig(BaseModel):
             "split": self.split,
             **({"task": self.task} if self.task != "answer" else {}),
             **({"keep_clean": True} if self.keep_clean else {}),
+            **({"ssim": True} if self.ssim else {}),
         }
 
 
@@ -363,6 +365,7 @@ def job_spec(cfg: SynthConfig) -> JobSpec:
         judge=cfg.judge,
         task=cfg.task,
         keep_clean=cfg.keep_clean,
+        ssim=cfg.ssim,
     )
 
 
@@ -550,6 +553,7 @@ class JobSpec(BaseModel):
     judge: dict[str, Any] | None = None
     task: str = "answer"
     keep_clean: bool = False
+    ssim: bool = False
 
     def recipe_obj(self) -> Recipe:
         return _cached("recipe", self.recipe, lambda: Recipe.from_dict(self.recipe))
@@ -584,7 +588,9 @@ def _degrade(spec: JobSpec, rows: list[SourceRow]) -> list[tuple[DegradedSample,
     results = []
     for row in rows:
         try:
-            results.append(process.degrade_row(row, rec, spec.seed, out, spec.image_format, spec.task, spec.keep_clean))
+            results.append(
+                process.degrade_row(row, rec, spec.seed, out, spec.image_format, spec.task, spec.keep_clean, spec.ssim)
+            )
         except Exception as exc:  # a bug must cost one row, not the run
             results.append(process.fail(row, "internal", f"{type(exc).__name__}: {exc}"))
     return results

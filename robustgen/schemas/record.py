@@ -17,7 +17,9 @@ class Quality(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     psnr: float
-    ssim: float
+    ssim: float | None = Field(
+        default=None, description="SSIM against the clean image (synth --ssim, and every degradation-qa sample)"
+    )
 
 
 class ChainQuality(BaseModel):

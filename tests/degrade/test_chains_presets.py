@@ -87,7 +87,7 @@ def test_a_clean_control_goes_through_synth_validate_rewards_and_exports(tmp_pat
     recipe = tmp_path / "r.yaml"
     recipe.write_text("clean_fraction: 0.5\n")
     ds = tmp_path / "ds"
-    res = cli("synth", "--out", ds, "--recipe", recipe)
+    res = cli("synth", "--out", ds, "--recipe", recipe, "--ssim")
     assert res.returncode == 0, res.stderr
     recs = [json.loads(x) for s in sorted((ds / "data").glob("*.jsonl")) for x in s.read_text().splitlines()]
     clean = [r for r in recs if not r["degradations"]]
@@ -95,7 +95,7 @@ def test_a_clean_control_goes_through_synth_validate_rewards_and_exports(tmp_pat
     for r in clean:
         assert "<TYPE>none(0.00)<TYPE_END>" in r["response"]
         assert parse_chain(r["response"]).types == [("none", 0.0)]
-        assert r["quality"]["ssim"] == 1.0
+        assert r["quality"]["ssim"] == 1.0 and r["quality"]["psnr"] == 100.0
         assert r_deg(r["response"], r["response"]) == 1.0 and format_reward(r["response"]) == 1.0
         assert r_deg(r["response"], r["response"], variant="reference") > 0
         assert "clean" in r["chain"]["influence"].lower() or "no degradation" in r["chain"]["influence"].lower()

@@ -75,7 +75,7 @@ def test_main_command_builds_the_documented_layout(tmp_path):
         chain = ReasoningChain.model_validate(r["chain"])
         assert parse_chain(r["response"]) == chain and render_chain(chain) == r["response"]
         assert chain.types == [(d["label"], round(d["severity"], 2)) for d in r["degradations"]]
-        assert 0 < r["quality"]["ssim"] <= 1 and r["quality"]["psnr"] > 0
+        assert r["quality"]["psnr"] > 0 and r["quality"]["ssim"] is None  # SSIM only with --ssim
         assert r["teacher"]["kind"] == "template"
 
 
@@ -129,6 +129,27 @@ def test_a_job_larger_than_the_driver_takes_runs_on_ray_with_the_same_bytes(imag
     assert timings["rows_on_ray"] == 300 and timings["rows_in_driver"] == 0  # all on Ray Data
     assert records(a) == records(b) and len(records(a)) == 300
     assert image_bytes(a) == image_bytes(b)
+
+
+def test_ssim_is_measured_when_asked_and_a_resume_cannot_change_it(tmp_path):
+    from robustgen.degrade.apply import replay
+    from robustgen.degrade.quality import psnr, ssim
+    from robustgen.images import load_image
+
+    out = tmp_path / "ds"
+    res = synth("--out", out, "--limit", 4, "--ssim")
+    assert res.returncode == 0, res.stderr
+    recs = records(out)
+    assert len(recs) == 4
+    for r in recs:  # the pixels before encoding: the clean image replayed through the record
+        clean = load_image(r["source_image"])
+        degraded = replay(clean, r["degradations"])
+        assert r["quality"]["ssim"] == round(ssim(clean, degraded), 6) and 0 < r["quality"]["ssim"] <= 1
+        assert r["quality"]["psnr"] == round(psnr(clean, degraded), 4)
+    other = synth("--out", out, "--limit", 4)
+    assert other.returncode == 2 and "different settings (ssim)" in other.stderr
+    again = synth("--out", out, "--limit", 4, "--ssim")
+    assert again.returncode == 0 and "4 from an earlier run" in again.stdout and records(out) == recs
 
 
 def test_rerun_refuses_other_settings_and_overwrite_starts_over(tmp_path):
