@@ -18,6 +18,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -179,8 +180,8 @@ def _mentions(words: set[str], term: str) -> bool:
     return any(w.startswith(stem) for w in words)
 
 
-def _ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+def _ngrams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return list(zip(*(words[i:] for i in range(n)), strict=False))  # shorter slices end it
 
 
 @lru_cache(maxsize=8)
@@ -371,18 +372,20 @@ def _foreign(text: str, question: str) -> str | None:
 def _degeneration(texts: dict[str, str], question: str, cfg: ChainGate) -> list[Finding]:
     out = _copied_parts(texts, cfg) if len(texts) == len(PARTS) else []
     for part, text in texts.items():
-        words = _words(text)
-        grams = Counter(_ngrams(words, cfg.repeat_ngram))
-        top = grams.most_common(1)
+        toks = _tokens(text)
+        grams = _ngrams(toks, cfg.repeat_ngram)
+        repeats = len(grams) - len(set(grams))  # an n-gram seen k times adds k - 1
+        top = Counter(grams).most_common(1) if repeats >= cfg.max_repeats - 1 else []
         if top and top[0][1] >= cfg.max_repeats:
             out.append(Finding("degeneration", f"the {part} repeats {' '.join(top[0][0])!r} {top[0][1]} times"))
             continue
-        sentences = [" ".join(_words(s)) for s in re.split(r"(?<=[.!?])\s+", text) if len(_words(s)) >= 4]
-        if len(sentences) != len(set(sentences)):
-            out.append(Finding("degeneration", f"the {part} repeats a sentence"))
-            continue
-        toks = _tokens(text)
-        if any(toks[i] == toks[i + 1] == toks[i + 2] == toks[i + 3] for i in range(len(toks) - 3)):
+        # a sentence of 4+ words said twice repeats its first 4 words: with no repeated n-gram (n <= 4), none is
+        if repeats or cfg.repeat_ngram > 4:
+            sentences = [" ".join(_words(s)) for s in re.split(r"(?<=[.!?])\s+", text) if len(_words(s)) >= 4]
+            if len(sentences) != len(set(sentences)):
+                out.append(Finding("degeneration", f"the {part} repeats a sentence"))
+                continue
+        if any(a == b == c == d for a, b, c, d in zip(toks, toks[1:], toks[2:], toks[3:], strict=False)):
             out.append(Finding("degeneration", f"the {part} repeats a word over and over"))
             continue
         m = _SELF_REFERENCE.search(text)
