@@ -7,9 +7,8 @@ import asyncio
 import json
 import os
 import re
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustgen.annotate import prompts
@@ -18,6 +17,9 @@ from robustgen.annotate.transport import CostMeter, RateLimiter, RetryPolicy, Tr
 from robustgen.errors import RobustgenError
 from robustgen.schemas import Usage
 from robustgen.schemas.redaction import add_secret, add_url_secrets
+
+if TYPE_CHECKING:
+    import openai
 
 StructuredMode = Literal["json_schema", "json_object", "prompt"]
 LADDER: tuple[StructuredMode, ...] = ("json_schema", "json_object", "prompt")
@@ -115,9 +117,13 @@ class StructuredClient:
         add_secret(key)  # from here on, nothing this process writes or prints shows it
         add_url_secrets(base_url)
         self.base_url, self.model, self.api_key_env, self.who = base_url, model, api_key_env, who
-        self.client = client or openai.AsyncOpenAI(
-            api_key=key or "sk-no-key-needed", base_url=base_url, max_retries=0, timeout=policy.timeout_s
-        )
+        if client is None:
+            import openai  # here, not at import: the registry loads this teacher on every run, whichever runs
+
+            client = openai.AsyncOpenAI(
+                api_key=key or "sk-no-key-needed", base_url=base_url, max_retries=0, timeout=policy.timeout_s
+            )
+        self.client = client
         self.transport = Transport(
             self.client, policy, limiter, meter, concurrency=concurrency, secret=key or None, seed=seed
         )

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-import openai
 from pydantic import BaseModel, Field, ValidationError
 
 from robustgen.annotate import prompts
@@ -24,6 +23,9 @@ from robustgen.annotate.transport import BudgetExhausted, TransportError
 from robustgen.annotate.validate import _REFUSAL, check_chain, expected_types, word_count
 from robustgen.images import data_url
 from robustgen.schemas import ReasoningChain, TeacherInfo, TeacherResult, Usage
+
+if TYPE_CHECKING:
+    import openai
 
 #: rough prompt tokens per image at the default 768 px side (OpenAI's high-detail tiling is 765)
 TOKENS_PER_IMAGE = 765

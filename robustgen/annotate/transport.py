@@ -6,12 +6,13 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from robustgen.schemas import Usage
 from robustgen.schemas.redaction import add_secret, redact
+
+if TYPE_CHECKING:  # the SDK is imported by the first request: a run with another teacher never pays its 0.25 s
+    import openai
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -144,6 +145,8 @@ class Transport:
     ) -> Any:
         """Send ``body`` to chat.completions; returns the completion. Raises TransportError when it gives up.
         ``policy`` overrides the transport's retry policy for this call only (the probe retries less)."""
+        import openai
+
         policy = policy or self.policy
         last = ""
         for attempt in range(policy.max_retries + 1):

@@ -65,3 +65,23 @@ def test_every_preset_gets_chains_the_quality_gate_accepts():
             problems = check_chain(chain, plan.degradations, "1", choices, recipe.reasoning_length, question)
             assert problems == [], (name, i, [d.name for d in plan.degradations], problems)
             assert gate_chain(chain, plan.degradations, question, choices, recipe.chain_gate) == []
+
+
+def test_a_template_run_never_loads_the_openai_sdk(tmp_path):
+    """Every process of a template run (the driver and each Ray worker) loads the teacher registry; the OpenAI SDK
+    (a quarter of a second of imports) waits for a teacher that sends a request."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from robustgen.annotate.registry import make_teacher, teacher_class\n"
+        "from robustgen.pipelines.job import SynthConfig, synth\n"
+        "teacher_class('openai')\n"
+        f"synth(SynthConfig(out={str(tmp_path / 'ds')!r}, limit=3))\n"
+        "assert 'openai' not in sys.modules, 'the template run imported openai'\n"
+        "make_teacher('openai', {})  # a teacher that will send requests\n"
+        "assert 'openai' in sys.modules\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
