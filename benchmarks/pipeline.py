@@ -74,8 +74,8 @@ def _bare_one(args) -> float:
 
 
 def _chunk_one(args) -> tuple[int, float]:
-    """One input chunk of synth's own per-row work (decode, plan, degrade, PSNR/SSIM, encode, write, template
-    chain, quality gate, record, shard), outside Ray: its rows and the worker's CPU seconds for them."""
+    """One input chunk of synth's own per-row work (decode, plan, degrade, PSNR (SSIM only with --ssim), encode,
+    write, template chain, quality gate, record, shard), outside Ray: its rows and the worker's CPU seconds."""
     from robustgen.pipelines.job import run_chunk
 
     spec, rel = args
