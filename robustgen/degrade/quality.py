@@ -32,7 +32,7 @@ def ssim(clean: np.ndarray, degraded: np.ndarray) -> float:
         size = (max(1, a.shape[1] // f), max(1, a.shape[0] // f))
         a = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
         b = cv2.resize(b, size, interpolation=cv2.INTER_AREA)
-    a, b = np.float32(a), np.float32(b)
+    a, b = a.astype(np.float32), b.astype(np.float32)
 
     def blur(x: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(x, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)

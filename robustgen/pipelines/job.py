@@ -588,9 +588,17 @@ def _degrade(spec: JobSpec, rows: list[SourceRow]) -> list[tuple[DegradedSample,
     results = []
     for row in rows:
         try:
-            results.append(
-                process.degrade_row(row, rec, spec.seed, out, spec.image_format, spec.task, spec.keep_clean, spec.ssim)
+            sample = process.degrade_row(
+                row,
+                rec,
+                spec.seed,
+                out,
+                spec.image_format,
+                task=spec.task,
+                keep_clean=spec.keep_clean,
+                with_ssim=spec.ssim,
             )
+            results.append(sample)
         except Exception as exc:  # a bug must cost one row, not the run
             results.append(process.fail(row, "internal", f"{type(exc).__name__}: {exc}"))
     return results
