@@ -54,15 +54,21 @@ def plan_one(degrader: Degrader, severity: float, rng: np.random.Generator) -> A
     )
 
 
-def render(image: np.ndarray, record: AppliedDegradation) -> np.ndarray:
-    """Apply one recorded degradation to a uint8 RGB image (the replay primitive)."""
+def checked_params(record: AppliedDegradation) -> tuple[Degrader, Any]:
+    """The record's degrader and its parameters, each inside its schema's bounds (a record is data: checked before
+    any pixel work, and by ``validate``); ``RobustgenError`` naming the degrader or the parameter otherwise."""
     degrader = registry.get(record.name)
-    try:  # a record is data: each parameter must lie inside its schema's bounds before any pixel work
-        params = degrader.Params.model_validate(record.params)
+    try:
+        return degrader, degrader.Params.model_validate(record.params)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "params"
         raise RobustgenError(f"degrader {record.name!r}: parameter {where}: {err['msg']}") from None
+
+
+def render(image: np.ndarray, record: AppliedDegradation) -> np.ndarray:
+    """Apply one recorded degradation to a uint8 RGB image (the replay primitive)."""
+    degrader, params = checked_params(record)
     rng = np.random.default_rng(record.seed) if reads_rng(type(degrader).apply) else None  # 8 us saved per call
     out = degrader.apply(image, params, rng)
     if not isinstance(out, np.ndarray) or out.shape != image.shape or out.dtype != np.uint8:

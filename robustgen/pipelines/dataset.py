@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from robustgen.annotate.gate import gate_chain
 from robustgen.annotate.validate import answer_matches, expected_types
+from robustgen.degrade.apply import checked_params
 from robustgen.errors import RobustgenError, first_line
 from robustgen.schemas import DatasetRecord, parse_chain, render_chain
 from robustgen.schemas.paths import regular_file_under
@@ -175,6 +176,11 @@ def validate_dataset(root: str | Path) -> list[str]:
         if rec.id in seen:
             problems.append(f"{where}: duplicate id {rec.id!r} (also at {seen[rec.id]})")
         seen[rec.id] = where
+        for d in [*rec.degradations, *(d for x in rec.extra_images for d in x.degradations)]:
+            try:  # what replay would refuse: an unknown degrader, a parameter outside its bounds
+                checked_params(d)
+            except RobustgenError as exc:
+                problems.append(f"{where} ({rec.id}): cannot be replayed: {first_line(exc)}")
         if rec.chain.types != expected_types(rec.degradations):
             problems.append(f"{where} ({rec.id}): chain TYPE {rec.chain.types} does not match the degradations")
         try:

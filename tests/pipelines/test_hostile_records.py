@@ -111,3 +111,39 @@ def test_fuzzed_replay_records_fail_alone(tmp_path, where, value):
     assert res.exception is None or isinstance(res.exception, SystemExit)
     for f in out.iterdir():
         assert f.resolve().parent == out.resolve()  # whatever the id, nothing is written outside --out
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("params", {"bogus": 1}, "parameter"),  # the degrader's own parameters replaced
+        ("name", "not_a_degrader", "not_a_degrader"),  # a degrader this install does not have
+    ],
+)
+def test_validate_names_a_degradation_that_replay_would_refuse(clean, tmp_path, field, value, named):
+    ds = tmp_path / "ds"
+    shutil.copytree(clean, ds)
+    shard = next((ds / "data").glob("*.jsonl"))
+    lines = shard.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["degradations"][0][field] = value
+    lines[0] = json.dumps(first)
+    shard.write_text("\n".join(lines) + "\n")
+    problems = validate_dataset(ds)
+    assert len(problems) == 1 and "cannot be replayed" in problems[0] and named in problems[0]
+    assert first["id"] in problems[0]
+
+
+def test_validate_names_a_parameter_outside_its_bounds(clean, tmp_path):
+    ds = tmp_path / "ds"
+    shutil.copytree(clean, ds)
+    shard = next((ds / "data").glob("*.jsonl"))
+    lines = shard.read_text().splitlines()
+    first = json.loads(lines[0])
+    d = first["degradations"][0]
+    key = next(iter(d["params"]))
+    d["params"][key] = 10**9  # beyond any degrader's bound
+    lines[0] = json.dumps(first)
+    shard.write_text("\n".join(lines) + "\n")
+    problems = validate_dataset(ds)
+    assert any("cannot be replayed" in p and f"parameter {key}" in p for p in problems), problems
