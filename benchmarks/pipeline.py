@@ -76,7 +76,7 @@ def _bare_one(args) -> float:
 def _chunk_one(args) -> tuple[int, float]:
     """One input chunk of synth's own per-row work (decode, plan, degrade, PSNR (SSIM only with --ssim), encode,
     write, template chain, quality gate, record, shard), outside Ray: its rows and the worker's CPU seconds."""
-    from robustgen.pipelines.job import run_chunk
+    from robustgen.pipelines.stages import run_chunk
 
     spec, rel = args
     cpu = time.thread_time()
@@ -87,8 +87,9 @@ def _chunk_one(args) -> tuple[int, float]:
 def per_row_cpu(src: Path, tmp: Path) -> list[str]:
     """CPU per row in a worker, bare loop against synth's chunk work, both in the same 2-process pool on the
     same rows (no Ray: this is the work each row costs, apart from scheduling)."""
-    from robustgen.pipelines.job import SynthConfig, job_spec, stream_inputs
+    from robustgen.pipelines.job import SynthConfig, job_spec
     from robustgen.pipelines.output import WORK_DIR, Output
+    from robustgen.pipelines.scan import ChunkQueue, stream_inputs
 
     rows = [json.loads(line) for line in src.read_text().splitlines()]
     with mp.get_context("spawn").Pool(2, initializer=_init) as pool:
@@ -96,8 +97,9 @@ def per_row_cpu(src: Path, tmp: Path) -> list[str]:
     cfg = SynthConfig(out=str(tmp / "cpu-synth"), source=str(src))
     out = Output(cfg.out)
     out.mkdirs(WORK_DIR)
-    chunks: list[str] = []
-    stream_inputs(cfg, out, set(), set(), lambda rel, n: chunks.append(rel))
+    queue = ChunkQueue()
+    stream_inputs(cfg, out, set(), set(), queue)
+    chunks = queue.chunks
     spec = job_spec(cfg)
     with mp.get_context("spawn").Pool(2, initializer=_init) as pool:
         done = list(pool.imap_unordered(_chunk_one, [(spec, rel) for rel in chunks]))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -22,6 +23,7 @@ from robustgen.degrade.apply import replay
 from robustgen.degrade.recipes import Recipe, fixed_plan, parse_spec
 from robustgen.errors import RobustgenError, first_line
 from robustgen.images import SAMPLE_IMAGES, SAMPLE_PREFIX, load_image, pixel_sha256, write_image
+from robustgen.pipelines.plan import SMALL_RUN_ROWS
 from robustgen.schemas import DegradationPlan, Stage
 from robustgen.schemas.paths import regular_file_under
 from robustgen.schemas.redaction import redact
@@ -332,8 +334,15 @@ def synth(
     teacher: Annotated[
         str, typer.Option(help="template (offline), openai, or a plugin's name (robustgen teachers)")
     ] = "template",
-    workers: Annotated[int, typer.Option(min=1, help="local Ray CPUs")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="worker CPUs (1: the run stays in this process)")] = 2,
     ray_address: Annotated[str | None, typer.Option(help="join an existing Ray cluster")] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help=f"auto (in this process for --workers 1 or up to {SMALL_RUN_ROWS} rows, else Ray Data), "
+            "in-process, or ray"
+        ),
+    ] = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count and estimate; send nothing")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace what --out holds")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="on resume, try earlier failures again")] = False,
@@ -429,9 +438,12 @@ def synth(
                 task=task,
                 keep_clean=keep_clean,
                 ssim=ssim,
+                executor=executor,
             )
-        except ValueError as exc:
-            raise RobustgenError(str(exc).splitlines()[-1].strip()) from None
+        except ValidationError as exc:  # e.g. --executor foo, --task bar: the option and what it accepts
+            err0 = exc.errors()[0]
+            option = "--" + "-".join(str(p) for p in err0["loc"]).replace("_", "-")
+            raise RobustgenError(f"{option} {err0.get('input')!r}: {err0['msg']}") from None
         if dry_run:
             from robustgen.pipelines.estimate import dry_run as estimate
 
@@ -522,6 +534,9 @@ def _run_with_progress(cfg, run_synth):
         def on_start(n: int) -> None:
             bar.update(task, total=n)
 
+        def on_plan(plan) -> None:
+            err.print(escape(plan.line()), highlight=False, soft_wrap=True)
+
         def on_progress(row: dict) -> None:
             stats["failed"] += 0 if row["ok"] else 1
             stats["tokens"] += int(row["tokens"])
@@ -532,7 +547,7 @@ def _run_with_progress(cfg, run_synth):
                 info += f", {stats['tokens']} tokens, ${stats['cost']:.4f}"
             bar.update(task, advance=1, info=info)
 
-        return run_synth(cfg, on_progress=on_progress, on_start=on_start)
+        return run_synth(cfg, on_progress=on_progress, on_start=on_start, on_plan=on_plan)
 
 
 @app.command("export")

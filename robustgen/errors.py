@@ -30,3 +30,27 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     how every error becomes one line for a user."""
     lines = str(exc).strip().splitlines()
     return (lines[0].strip() if lines else type(exc).__name__)[:limit]
+
+
+def stops_the_run(exc: BaseException) -> bool:
+    """Whether an exception raised while one row was processed must end the run rather than fail that row: a real
+    interrupt (Ctrl-C), Ray stopping its worker (its SIGTERM handler raises ``SystemExit`` carrying
+    ``ray_terminate_msg``), a coroutine being closed (``GeneratorExit``), or anything raised while the task running
+    the row is being cancelled (the run is shutting it down). A plugin's own ``sys.exit``, a ``CancelledError`` it
+    raises itself: that row's failure."""
+    if isinstance(exc, KeyboardInterrupt | GeneratorExit) or getattr(exc, "ray_terminate_msg", None) is not None:
+        return True
+    import asyncio
+
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop: nobody is cancelling us
+        return False
+    return task is not None and task.cancelling() > 0
+
+
+def row_reason(exc: BaseException) -> str:
+    """One line for a row's failure, whatever was raised (the type name first, for an unexpected exception)."""
+    if isinstance(exc, RobustgenError):
+        return first_line(exc)
+    return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__

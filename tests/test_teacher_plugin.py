@@ -75,3 +75,16 @@ def test_plugin_teacher_through_synth_dry_run_and_resume(env, tmp_path):
     assert records(out) == recs
     other = cli(env, *args, "--teacher-set", "lead=Something else")
     assert other.returncode == 2 and "teacher" in other.stderr
+
+
+def test_the_readme_command_passes_the_gate_in_process(env, tmp_path):
+    """The example's own README command: every sample written (its filler sentences vary, so the quality gate
+    passes them), in this process (an offline teacher is not pooled), and validate agrees."""
+    readme = (EXAMPLE / "README.md").read_text()
+    assert 'robustgen synth --out ds/ --teacher rationale --teacher-set lead="Ignoring the noise"' in readme
+    out = tmp_path / "ds"
+    res = cli(env, "synth", "--out", out, "--teacher", "rationale", "--teacher-set", "lead=Ignoring the noise")
+    assert res.returncode == 0, res.stderr
+    assert "14 written, 0 failed" in res.stdout
+    assert json.loads((out / "manifest.json").read_text())["run"]["executor"] == "in-process"
+    assert cli(env, "validate", out).returncode == 0

@@ -93,9 +93,10 @@ class Teacher(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[BaseModel]] = NoConfig
-    #: one long-lived instance in an actor pool (a network client, rate limits, a budget); False: the teacher is
-    #: cheap and runs inside the degrade task, next to the pixels
-    pooled: ClassVar[bool] = True
+    #: what the teacher is decides where it runs. False (the default: offline, pure computation): inside each
+    #: worker, next to the pixels. True: it holds a network client, rate limits or a budget, so the run keeps one
+    #: long-lived instance of it (in this process, or in one Ray actor) that every row's request goes through
+    pooled: ClassVar[bool] = False
     #: config fields that change speed or cost only, never the dataset (left out of the fingerprint)
     speed_fields: ClassVar[frozenset[str]] = frozenset()
 

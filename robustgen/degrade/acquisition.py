@@ -57,8 +57,8 @@ class MotionBlur(Degrader):
         angle_deg: float = Field(ge=0, lt=180, description="direction of motion, degrees counter-clockwise")
 
     def params_for(self, severity, rng):
-        angle = float(rng.uniform(0.0, 180.0))
-        return self.Params(length=round(ops.lerp(0.004, 0.06, severity), 6), angle_deg=round(angle, 3))
+        angle = round(float(rng.uniform(0.0, 180.0)), 3) % 180.0  # a draw that rounds to 180 is 0 (bound: < 180)
+        return self.Params(length=round(ops.lerp(0.004, 0.06, severity), 6), angle_deg=angle)
 
     def apply(self, image, params, rng):
         return ops.directional_blur(image, ops.frac_px(image, params.length), params.angle_deg)

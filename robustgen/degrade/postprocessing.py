@@ -357,7 +357,7 @@ class Halftone(Degrader):
         angle = float(rng.uniform(0.0, 90.0))
         return self.Params(
             cell=round(ops.lerp(0.004, 0.02, severity), 6),
-            angle_deg=round(angle, 3),
+            angle_deg=round(angle, 3) % 90.0,  # a square screen at 90 degrees is the one at 0 (bound: < 90)
             amount=round(ops.lerp(0.3, 1.0, severity), 4),
         )
 

@@ -7,6 +7,7 @@ import importlib
 import inspect
 import logging
 import re
+import threading
 
 from robustgen.degrade.base import Degrader
 from robustgen.errors import UnknownDegraderError
@@ -21,6 +22,7 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 _registry: dict[str, Degrader] = {}
 _loaded = False
+_load_lock = threading.RLock()  # reentrant: a plugin module may call the registry while it is imported
 _ordered: list[Degrader] | None = None  # _registry in stage then name order; rebuilt after a registration
 STAGE_RANK = {s: i for i, s in enumerate(Stage)}  # the stages' order, as a lookup
 
@@ -66,13 +68,18 @@ def _load_plugins() -> None:
 
 
 def _ensure_loaded() -> None:
+    """Import the built-ins and plugins once. The flag is set only after they are registered, under a lock: a
+    second thread arriving meanwhile waits instead of seeing a half-filled registry."""
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(f"robustgen.degrade.{mod}")
-    _load_plugins()
+    with _load_lock:
+        if _loaded:
+            return
+        for mod in _BUILTIN_MODULES:
+            importlib.import_module(f"robustgen.degrade.{mod}")
+        _load_plugins()
+        _loaded = True
 
 
 def degraders(stage: Stage | str | None = None) -> list[Degrader]:

@@ -6,18 +6,18 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from robustgen.annotate.gate import gate_chain
-from robustgen.annotate.validate import answer_matches, expected_types
-from robustgen.degrade.apply import checked_params
+from robustgen.annotate.contract import check_record
 from robustgen.errors import RobustgenError, first_line
-from robustgen.schemas import DatasetRecord, parse_chain, render_chain
+from robustgen.schemas import DatasetRecord, LengthBand
 from robustgen.schemas.paths import regular_file_under
 from robustgen.schemas.recipe import ChainGate
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -145,21 +145,31 @@ def _image_problems(ds: Dataset, rel: str, rec: DatasetRecord, name: str) -> lis
     return []
 
 
-def gate_of(ds: Dataset) -> ChainGate:
-    """The quality gate the dataset was built with (its manifest's recipe), defaults when absent or unreadable."""
+def _recipe_part(ds: Dataset, key: str, model: type[M]) -> M:
+    """A part of the recipe the dataset was built with (its manifest's), the defaults when absent or unreadable."""
     recipe = ds.manifest.get("recipe")
-    raw = recipe.get("chain_gate") if isinstance(recipe, dict) else None
+    raw = recipe.get(key) if isinstance(recipe, dict) else None
     try:
-        return ChainGate.model_validate(raw) if isinstance(raw, dict) else ChainGate()
+        return model.model_validate(raw) if isinstance(raw, dict) else model()
     except ValidationError:
-        return ChainGate()
+        return model()
+
+
+def gate_of(ds: Dataset) -> ChainGate:
+    """The quality gate the dataset was built with."""
+    return _recipe_part(ds, "chain_gate", ChainGate)
+
+
+def band_of(ds: Dataset) -> LengthBand:
+    """The reasoning-length band the dataset was built with."""
+    return _recipe_part(ds, "reasoning_length", LengthBand)
 
 
 def validate_dataset(root: str | Path) -> list[str]:
     """Every problem in a dataset, one line each; empty when it is sound. Chains are re-checked by the quality
     gate (stored verdicts are not trusted)."""
     ds = Dataset.open(root)
-    gate = gate_of(ds)
+    gate, band = gate_of(ds), band_of(ds)
     problems: list[str] = []
     seen: dict[str, str] = {}
     n = 0
@@ -176,24 +186,7 @@ def validate_dataset(root: str | Path) -> list[str]:
         if rec.id in seen:
             problems.append(f"{where}: duplicate id {rec.id!r} (also at {seen[rec.id]})")
         seen[rec.id] = where
-        for d in [*rec.degradations, *(d for x in rec.extra_images for d in x.degradations)]:
-            try:  # what replay would refuse: an unknown degrader, a parameter outside its bounds
-                checked_params(d)
-            except RobustgenError as exc:
-                problems.append(f"{where} ({rec.id}): cannot be replayed: {first_line(exc)}")
-        if rec.chain.types != expected_types(rec.degradations):
-            problems.append(f"{where} ({rec.id}): chain TYPE {rec.chain.types} does not match the degradations")
-        try:
-            if parse_chain(rec.response) != rec.chain or render_chain(rec.chain) != rec.response:
-                problems.append(f"{where} ({rec.id}): response text and chain differ")
-        except ValueError as exc:
-            problems.append(f"{where} ({rec.id}): response does not parse: {exc}")
-        for finding in gate_chain(rec.chain, rec.degradations, rec.question, rec.choices, gate):
-            problems.append(f"{where} ({rec.id}): chain quality {finding}")
-        if rec.answer is not None and not answer_matches(rec.chain.answer, rec.answer, rec.choices):
-            problems.append(f"{where} ({rec.id}): chain answer {rec.chain.answer!r} does not match {rec.answer!r}")
-        if len(set(rec.images)) != len(rec.images):
-            problems.append(f"{where} ({rec.id}): the record names one image file twice")
+        problems += [f"{where} ({rec.id}): {p}" for p in check_record(rec, band, gate)]
         named = [("image" if k == 1 else f"image {k}", rel) for k, rel in enumerate(rec.images, start=1)]
         if rec.clean_image is not None:
             named.append(("clean image", rec.clean_image))

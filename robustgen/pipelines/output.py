@@ -67,6 +67,12 @@ class Output:
     def path(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
 
+    @property
+    def local(self) -> bool:
+        """A folder on this machine's disk: processes can claim chunks in it with an exclusive create (object stores
+        cannot)."""
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
     def exists(self, rel: str = "") -> bool:
         return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
 
@@ -113,6 +119,11 @@ class Output:
     def read_bytes(self, rel: str) -> bytes:
         with self.fs.open_input_stream(self.path(rel)) as f:
             return f.read()
+
+    def read_lines(self, rel: str) -> list[str]:
+        """The non-blank lines of the JSONL file ``rel``, split at ``\\n`` only: JSON leaves U+2028, U+0085 and the
+        like unescaped inside strings, and ``str.splitlines`` would cut a record there."""
+        return [line for line in self.read_text(rel).split("\n") if line.strip()]
 
     def list(self, rel: str, suffix: str = "", recursive: bool = False) -> list[str]:
         """Relative paths of the files under ``rel`` ending in ``suffix`` (temporary files excluded)."""

@@ -14,11 +14,12 @@ import numpy as np
 from pydantic import ValidationError
 
 from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
+from robustgen.annotate.contract import check_record
 from robustgen.annotate.gate import gate_chain, quality_of
 from robustgen.degrade.apply import replay
 from robustgen.degrade.quality import psnr, ssim
 from robustgen.degrade.recipes import Recipe
-from robustgen.errors import RobustgenError
+from robustgen.errors import RobustgenError, first_line, row_reason, stops_the_run
 from robustgen.images import SAMPLE_PREFIX, decode, encode, load_image, pixel_sha256, read_bytes
 from robustgen.pipelines.output import DATA_DIR, WORK_DIR, Output, image_relpath, shard_name
 from robustgen.schemas import (
@@ -29,6 +30,7 @@ from robustgen.schemas import (
     LengthBand,
     Quality,
     SourceRow,
+    TeacherResult,
     render_chain,
 )
 from robustgen.schemas.recipe import ChainGate
@@ -59,11 +61,16 @@ def degrade_row(
     task: str = "answer",
     keep_clean: bool = False,
     with_ssim: bool = False,
+    stored_pixels: bool = False,
 ) -> tuple[DegradedSample, Images] | Failure:
-    """Decode, plan, degrade and write the degraded image(s); the sample and its pixels, or a failure. With
-    ``task`` ``degradation-qa`` the row's question becomes a perception task about its own degradations (which
-    may show two versions of the image, told apart by their SSIM: always measured there). ``with_ssim``: measure
-    SSIM for the answer task too (about 7% more CPU per 512 px sample); PSNR is always measured."""
+    """Decode, plan, degrade and write the degraded image(s); the sample and its pixels, or a failure (any exception
+    but an interrupt is this row's failure, and images it wrote are removed). With ``task`` ``degradation-qa`` the
+    row's question becomes a perception task about its own degradations (which may show two versions of the image,
+    told apart by their SSIM: always measured there). ``with_ssim``: measure SSIM for the answer task too (about 7%
+    more CPU per 512 px sample); PSNR is always measured. ``stored_pixels``: the degraded pixels returned are the
+    stored file's, decoded (what a trainer reads, and what a teacher that looks must see), not the pre-encoding
+    render."""
+    written: list[str] = []
     try:
         clean = load_row_image(row)
         plan = recipe.sample(seed=seed, sample_id=row.id)
@@ -80,29 +87,46 @@ def degrade_row(
         else:
             renders, qualities = _render(clean, versions, with_ssim)
         rels = [image_relpath(row.id, image_format, k) for k in range(1, len(renders) + 1)]
-        for rel, degraded in zip(rels, renders, strict=True):
-            out.write_bytes(rel, encode(degraded, image_format), atomic=False)
+        for k, (rel, degraded) in enumerate(zip(rels, renders, strict=True)):
+            data = encode(degraded, image_format)
+            written.append(rel)
+            out.write_bytes(rel, data, atomic=False)
+            if stored_pixels and image_format != "png":  # PNG is lossless: the render is what was stored
+                renders[k] = decode(data, rel)
         clean_rel = write_clean(out, clean) if keep_clean else None
-    except RobustgenError as exc:
-        return fail(row, "degrade", str(exc))
-    except OSError as exc:
-        return fail(row, "write", f"could not write the image: {exc}")
-    h, w = clean.shape[:2]
-    extra = [
-        ExtraImage(image=rel, degradations=v, quality=q)
-        for rel, v, q in zip(rels[1:], versions[1:], qualities[1:], strict=True)
-    ]
-    sample = DegradedSample(
-        row=row,
-        image=rels[0],
-        width=w,
-        height=h,
-        degradations=versions[0],
-        quality=qualities[0],
-        clean_image=clean_rel,
-        extra_images=extra,
-    )
+        h, w = clean.shape[:2]
+        extra = [
+            ExtraImage(image=rel, degradations=v, quality=q)
+            for rel, v, q in zip(rels[1:], versions[1:], qualities[1:], strict=True)
+        ]
+        sample = DegradedSample(
+            row=row,
+            image=rels[0],
+            width=w,
+            height=h,
+            degradations=versions[0],
+            quality=qualities[0],
+            clean_image=clean_rel,
+            extra_images=extra,
+        )
+    except BaseException as exc:
+        if stops_the_run(exc):
+            raise
+        discard(out, written)
+        if isinstance(exc, OSError):
+            return fail(row, "write", f"could not write the image: {exc}")
+        return fail(row, "degrade" if isinstance(exc, RobustgenError) else "internal", row_reason(exc))
     return sample, (clean, *renders)
+
+
+def discard(out: Output, rels: list[str]) -> None:
+    """Remove the images of a row that failed: nothing of it stays in the dataset folder (``push`` uploads the
+    folder's images). Content-addressed clean images are shared by samples of one source image and stay."""
+    for rel in rels:
+        try:
+            out.delete(rel)
+        except OSError:
+            pass  # already gone, or the folder turned read-only: validate does not count stray files
 
 
 def _render(clean: np.ndarray, versions: list[list], with_ssim: bool) -> tuple[list[np.ndarray], list[Quality]]:
@@ -126,7 +150,7 @@ def write_clean(out: Output, clean: np.ndarray) -> str:
 
 def reload_images(sample: DegradedSample, out: Output) -> Images:
     """The clean and degraded pixels of a sample that crossed a process boundary as a path."""
-    degraded = [decode(out.read_bytes(rel), rel) for rel in (sample.image, *(x.image for x in sample.extra_images))]
+    degraded = [decode(out.read_bytes(rel), rel) for rel in sample.images]
     return (load_row_image(sample.row), *degraded)
 
 
@@ -138,28 +162,46 @@ async def annotate_sample(
     images: Images | None = None,
     gate: ChainGate | None = None,
 ) -> DatasetRecord | Failure:
-    """The teacher's chain for one sample, as the validated record to write, or a failure. Whatever the teacher
-    (plugins included), the chain passes the quality gate before it is written."""
+    """The teacher's chain for one sample, as the record to write, or a failure. Whatever the teacher (plugins
+    included), the record passes the record contract (``check_record``: TYPE, answer, length band, gate, replay)
+    before it is written; any exception but an interrupt is this row's failure. A failed row's images are
+    removed."""
+    result = _annotated(teacher, sample, band, out, images, gate or ChainGate())
+    try:
+        record = await result
+    except BaseException as exc:
+        if stops_the_run(exc):
+            raise
+        record = fail(sample.row, "internal", row_reason(exc))
+    if isinstance(record, Failure):
+        await asyncio.to_thread(discard, out, sample.images)  # an object store's deletes must not stall the loop
+    return record
+
+
+async def _annotated(
+    teacher: Teacher,
+    sample: DegradedSample,
+    band: LengthBand,
+    out: Output,
+    images: Images | None,
+    gate: ChainGate,
+) -> DatasetRecord | Failure:
     row = sample.row
-    gate = gate or ChainGate()
     try:
         if teacher.wants_images and images is None:
             images = await asyncio.to_thread(reload_images, sample, out)  # decoding must not stall the event loop
         wanted = images if teacher.wants_images else None
         item = TeacherInput.for_row(row, sample.degradations, band, wanted, gate)
         result = await teacher.annotate(item)
+        if not isinstance(result, TeacherResult):
+            return fail(row, "annotate", f"the teacher returned {type(result).__name__}, not a TeacherResult")
         findings = gate_chain(result.chain, sample.degradations, row.question, row.choices, gate)
     except TeacherFailure as exc:
         return fail(row, exc.stage, exc.reason, usage=exc.usage)
     except RobustgenError as exc:
-        return fail(row, "annotate", str(exc))
-    except Exception as exc:  # a bug in a teacher must cost one row, not the run
-        return fail(row, "internal", f"{type(exc).__name__}: {exc}")
-    if findings:
-        reason = "chain quality: " + "; ".join(str(f) for f in findings)
-        return fail(row, "quality", reason, usage=result.usage)
+        return fail(row, "annotate", first_line(exc))
     try:
-        return DatasetRecord(
+        record = DatasetRecord(
             id=row.id,
             image=sample.image,
             source_image=row.image_ref,
@@ -180,7 +222,13 @@ async def annotate_sample(
             judge=result.judge,
         )
     except ValidationError as exc:
-        return fail(row, "validate", f"the record does not validate: {exc.errors()[0]['msg']}")
+        return fail(row, "validate", f"the record does not validate: {exc.errors()[0]['msg']}", usage=result.usage)
+    problems = check_record(record, band, gate, findings)
+    if len(problems) > len(findings):  # more than the gate's findings: the contract itself is broken
+        return fail(row, "validate", "the record breaks the contract: " + "; ".join(problems), usage=result.usage)
+    if findings:
+        return fail(row, "quality", "chain quality: " + "; ".join(str(f) for f in findings), usage=result.usage)
+    return record
 
 
 async def annotate_all(

@@ -110,3 +110,8 @@ class DegradedSample(BaseModel):
     quality: Quality
     clean_image: str | None = Field(default=None, description="the clean image kept beside it (synth --keep-clean)")
     extra_images: list[ExtraImage] = Field(default_factory=list, description="later images of a multi-image task")
+
+    @property
+    def images(self) -> list[str]:
+        """The degraded image files of the sample, in prompt order."""
+        return [self.image, *(x.image for x in self.extra_images)]

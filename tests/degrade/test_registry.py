@@ -3,6 +3,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import robustgen as rg
@@ -91,3 +92,46 @@ def test_no_two_influence_texts_share_a_phrase():
         for i in range(len(words) - 3):
             seen[" ".join(words[i : i + 4])].add(d.name)
     assert {g: names for g, names in seen.items() if len(names) > 1} == {}
+
+
+def test_threads_using_the_registry_at_its_first_load_all_see_every_degrader():
+    """A threaded caller (a web server, a worker pool) may touch the registry from several threads at once the
+    first time: none of them may see a half-loaded registry (an UnknownDegraderError for a built-in)."""
+    code = """
+import threading
+from robustgen.degrade import registry
+barrier, errors = threading.Barrier(8), []
+def use():
+    barrier.wait()
+    try:
+        registry.get("compression"); registry.get("halftone"); assert len(registry.names()) >= 40
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=use) for _ in range(8)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(len(errors), errors[:1])
+"""
+    for _ in range(3):  # a fresh interpreter each time: the first load is the moment that raced
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert res.stdout.startswith("0 "), res.stdout
+
+
+class _Edge:
+    """A generator whose uniform draw lands a hair below the upper bound (rounds onto it at 3 decimals)."""
+
+    def uniform(self, low, high, *args):
+        return high - 1e-5
+
+    def __getattr__(self, name):
+        return getattr(np.random.default_rng(0), name)
+
+
+@pytest.mark.parametrize(("name", "bound"), [("halftone", 90.0), ("motion_blur", 180.0)])
+def test_an_angle_drawn_just_below_its_bound_still_validates(name, bound):
+    """Angles are rounded after drawing: a draw of 179.99999 must not become 180.0 (outside ``< 180``) and lose the
+    row. The wrapped angle draws the same picture (a direction, a square screen)."""
+    d = registry.get(name)
+    params = d.params_for(0.5, _Edge())
+    assert 0 <= params.angle_deg < bound
+    d.Params.model_validate(params.model_dump())

@@ -10,10 +10,11 @@ import numpy as np
 
 from robustgen.annotate.base import Teacher, TeacherInput
 from robustgen.annotate.template import TemplateTeacher
-from robustgen.pipelines.job import AnnotateActor, SynthConfig, job_spec
+from robustgen.pipelines.job import SynthConfig, job_spec
 from robustgen.pipelines.output import DATA_DIR, WORK_DIR, Output
 from robustgen.pipelines.process import degrade_row, fail
 from robustgen.pipelines.samples import load_samples
+from robustgen.pipelines.stages import AnnotateActor
 from robustgen.schemas import TeacherInfo, TeacherResult, Usage
 
 from ..helpers import fake_teacher_args, robustgen_cmd
@@ -104,17 +105,17 @@ def test_a_run_that_loses_rows_says_so_and_a_rerun_finishes_them(tmp_path, monke
     from typer.testing import CliRunner
 
     from robustgen.cli import app
-    from robustgen.pipelines import job
+    from robustgen.pipelines import executors
 
     from ..annotate.fake_openai import FakeOpenAI
 
     monkeypatch.setenv("ROBUSTGEN_TEST_KEY", "k")
     out = tmp_path / "ds"
     with FakeOpenAI() as server:
-        args = ["synth", "--out", str(out), "--limit", "3", *fake_teacher_args(server.url)]
-        with monkeypatch.context() as m:
-            m.setattr(job, "_init_ray", lambda cfg: None)
-            m.setattr(job, "run_on_ray", lambda *a, **kw: None)
+        args = ["synth", "--out", str(out), "--limit", "3", "--executor", "ray", *fake_teacher_args(server.url)]
+        with monkeypatch.context() as m:  # a fault injected: Ray "runs" and returns no row
+            m.setattr(executors, "init_ray", lambda workers, address: None)
+            m.setattr(executors, "run_on_ray", lambda *a, **kw: None)
             res = CliRunner().invoke(app, args)
         assert res.exit_code == 1, res.output
         line = " ".join(res.output.split())

@@ -177,6 +177,36 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 def _expect_accounted(path: Path, n_records: int) -> None:
     ok, bad = _split(read_source(str(path)))
     assert len(ok) + len(bad) == n_records, "a row was lost or invented"
+    _through_the_scan(path, ok, bad)
+
+
+def _through_the_scan(path: Path, ok: list[SourceRow], bad: list[Failure]) -> None:
+    """What a run does with the rows: the scan stores each in an input chunk, a worker reads the chunk back. Every
+    row comes back as itself (or, were it not storable, as that row's read failure): none stops the run."""
+    import tempfile
+
+    from robustgen.pipelines.job import SynthConfig, job_spec
+    from robustgen.pipelines.output import WORK_DIR, Output
+    from robustgen.pipelines.scan import ChunkQueue, stream_inputs
+    from robustgen.pipelines.stages import _rows
+
+    if not ok and not bad:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = SynthConfig(out=tmp, source=str(path))
+        out, queue = Output(tmp), ChunkQueue()
+        out.mkdirs(WORK_DIR)
+        total = stream_inputs(cfg, out, set(), set(), queue)
+        back = [r for rel in queue.chunks for r in _rows(job_spec(cfg), rel)]
+        read_failures = out.read_lines(f"{WORK_DIR}/failures/read.jsonl")
+    assert total == len(ok) + len(bad)
+    assert all(isinstance(r, SourceRow) for r in back), "a stored row did not read back"
+    by_id: dict[str, SourceRow] = {}
+    for r in ok:
+        by_id.setdefault(r.id, r)  # a later row with the same id is a duplicate: the scan fails it
+    for r in back:
+        assert r == by_id[r.id]
+    assert len(back) + len(read_failures) >= len(ok) + len(bad) - sum(1 for f in bad if "duplicate" in f.reason)
 
 
 @FUZZ
@@ -217,7 +247,19 @@ def test_fuzzed_csv_and_tsv_never_raise(src, cells, raw):
     header = "id,image,question,answer,choices\n"
     p = src / "fuzz.csv"
     p.write_bytes(header.encode() + "\n".join(",".join(c) for c in cells).encode("utf-8", "surrogatepass") + raw)
-    list(read_source(str(p)))
+    _through_the_scan(p, *_split(read_source(str(p))))
     t = src / "fuzz.tsv"
     t.write_bytes(b"index\tquestion\tA\tB\tanswer\timage\n" + "\n".join("\t".join(c) for c in cells).encode() + raw)
-    list(read_source(str(t)))
+    _through_the_scan(t, *_split(read_source(str(t))))
+
+
+@FUZZ
+@given(text=st.text(alphabet=st.sampled_from("ab \u2028\u2029\x85\x1c\x1d\x1e\x0b\x0c\r\u00e9"), max_size=12))
+def test_line_separators_inside_a_value_stay_inside_its_row(src, text):
+    """JSON leaves U+2028, U+0085, \\x1c and the like unescaped inside strings: a chunk line holding one must not be
+    cut in two (it stopped the whole run with a ValidationError)."""
+    p = src / "seps.jsonl"
+    rows = [{"id": f"r{i}", "image": "a.jpg", "question": f"q{i} {text}?", "answer": f"{text}x"} for i in range(3)]
+    p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    ok, bad = _split(read_source(str(p)))
+    _through_the_scan(p, ok, bad)

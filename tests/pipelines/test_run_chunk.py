@@ -8,9 +8,11 @@ import threading
 
 from robustgen.annotate.base import Teacher, TeacherInput
 from robustgen.annotate.template import TemplateTeacher
-from robustgen.pipelines import job
-from robustgen.pipelines.job import SynthConfig, job_spec, run_chunk, stream_inputs
+from robustgen.pipelines import stages
+from robustgen.pipelines.job import SynthConfig, job_spec
 from robustgen.pipelines.output import DATA_DIR, WORK_DIR, Output
+from robustgen.pipelines.scan import ChunkQueue, stream_inputs
+from robustgen.pipelines.stages import run_chunk
 from robustgen.schemas import TeacherInfo, TeacherResult, Usage
 
 
@@ -37,19 +39,18 @@ def _chunks(tmp_path) -> tuple[SynthConfig, list[str]]:
     cfg = SynthConfig(out=str(tmp_path / "out"), source="samples", batch_size=4)
     out = Output(cfg.out)
     out.mkdirs(WORK_DIR)
-    chunks: list[str] = []
-    stream_inputs(cfg, out, set(), set(), lambda rel, n: chunks.append(rel))
-    return cfg, chunks
+    queue = ChunkQueue()
+    stream_inputs(cfg, out, set(), set(), queue)
+    return cfg, queue.chunks
 
 
-def test_a_teacher_lock_made_in_one_batch_still_works_in_the_next(tmp_path, monkeypatch):
+def test_a_teacher_lock_made_in_one_batch_still_works_in_the_next(tmp_path):
     cfg, chunks = _chunks(tmp_path)
     spec = job_spec(cfg)
     teacher = _Bounded()
-    monkeypatch.setattr(job.JobSpec, "teacher_obj", lambda self: teacher)
     progress: dict[str, list] = {}
     for rel in chunks:
-        for k, v in run_chunk(spec, rel).items():
+        for k, v in run_chunk(spec, rel, teacher=teacher).items():
             progress.setdefault(k, []).extend(v)
     # every batch after the first waits on the lock made in the first: each row is written, none fails
     assert len(progress["id"]) == 14 and all(progress["ok"])
@@ -60,20 +61,19 @@ def test_a_teacher_lock_made_in_one_batch_still_works_in_the_next(tmp_path, monk
     assert sorted(written) == sorted(progress["id"])
 
 
-def test_each_worker_thread_has_its_own_loop(tmp_path, monkeypatch):
+def test_each_worker_thread_has_its_own_loop(tmp_path):
     """The driver and a Ray lane in one process run chunks on two threads at once: neither uses the other's loop."""
     cfg, chunks = _chunks(tmp_path)
     spec = job_spec(cfg)
-    monkeypatch.setattr(job.JobSpec, "teacher_obj", lambda self: TemplateTeacher())
     loops: list[int] = []
 
     async def which() -> int:
         return id(asyncio.get_running_loop())
 
     def work(rel: str) -> None:
-        run_chunk(spec, rel)
-        loops.append(job._run_async(which()))
-        loops.append(job._run_async(which()))
+        run_chunk(spec, rel, teacher=TemplateTeacher())
+        loops.append(stages._run_async(which()))
+        loops.append(stages._run_async(which()))
 
     threads = [threading.Thread(target=work, args=(rel,)) for rel in chunks[:1] * 2]
     for t in threads:

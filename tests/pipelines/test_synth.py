@@ -112,9 +112,9 @@ def test_same_dataset_with_one_or_two_workers_and_any_batch_size(good_jsonl, tmp
     assert len(list((a / "data").glob("*.jsonl"))) == 3 and len(list((b / "data").glob("*.jsonl"))) == 6
 
 
-def test_a_job_larger_than_the_driver_takes_runs_on_ray_with_the_same_bytes(image_dir, tmp_path):
-    """Whoever processes a row (Ray Data tasks only, or the driver bridging Ray's start-up), the dataset is the
-    same, byte for byte."""
+def test_the_same_bytes_on_ray_and_in_process(image_dir, tmp_path):
+    """Whichever executor the plan picks (Ray Data with the driver as one lane, or this process alone), and
+    whoever processes a row, the dataset is the same, byte for byte."""
     import cv2
 
     big = tmp_path / "big"
@@ -123,10 +123,13 @@ def test_a_job_larger_than_the_driver_takes_runs_on_ray_with_the_same_bytes(imag
         cv2.imwrite(str(big / f.name), cv2.resize(cv2.imread(str(f)), (640, 640)))
     src = _numbered_source(big, tmp_path, 300)
     a, b = tmp_path / "a", tmp_path / "b"
-    assert synth("--out", a, "--source", src, "--workers", 2, env={"ROBUSTGEN_DRIVER_WORKS": "0"}).returncode == 0
+    assert synth("--out", a, "--source", src, "--workers", 2, "--executor", "ray").returncode == 0
     assert synth("--out", b, "--source", src, "--workers", 1, "--batch-size", 7).returncode == 0
-    timings = json.loads((a / "manifest.json").read_text())["timings"]
-    assert timings["rows_on_ray"] == 300 and timings["rows_in_driver"] == 0  # all on Ray Data
+    on_ray, alone = (json.loads((d / "manifest.json").read_text()) for d in (a, b))
+    assert on_ray["run"]["executor"] == "ray" and on_ray["run"]["driver_works"] is True
+    assert on_ray["timings"]["rows_in_driver"] + on_ray["timings"]["rows_on_ray"] == 300
+    assert alone["run"]["executor"] == "in-process" and "--workers 1" in alone["run"]["reason"]
+    assert alone["timings"]["rows_in_driver"] == 300
     assert records(a) == records(b) and len(records(a)) == 300
     assert image_bytes(a) == image_bytes(b)
 
@@ -294,7 +297,7 @@ def test_two_node_cluster_gives_the_local_dataset(tmp_path):
         assert res.returncode == 0, res.stderr[-3000:]
         # a plain run (no --ray-address) while that cluster is up starts its own embedded Ray, not an error
         local = tmp_path / "local"
-        res = synth("--out", local, env={"ROBUSTGEN_DRIVER_WORKS": "0"})
+        res = synth("--out", local, "--executor", "ray")
         assert res.returncode == 0, res.stderr[-3000:]
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
@@ -476,8 +479,8 @@ def test_a_second_run_into_a_busy_folder_is_refused(image_dir, tmp_path):
     src = _numbered_source(image_dir, tmp_path, 30)
     out = tmp_path / "ds"
     with FakeOpenAI() as server:
-        server.delay_s = 0.1
-        args = ["--out", out, "--source", src, *fake_teacher_args(server.url), "--concurrency", "2"]
+        server.delay_s = 0.3  # 30 rows one at a time: ~9 s of holding the folder, while the two others try it
+        args = ["--out", out, "--source", src, *fake_teacher_args(server.url), "--concurrency", "1"]
         cmd = [*robustgen_cmd(), "synth", *map(str, args)]
         first = subprocess.Popen(
             cmd, env={**os.environ, "ROBUSTGEN_TEST_KEY": SECRET}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -534,7 +537,9 @@ def test_no_secret_on_disk_after_a_run_on_ray(image_dir, tmp_path):
                 *fake_teacher_args(url),
                 "--workers",
                 2,
-                env={"ROBUSTGEN_DRIVER_WORKS": "0", "RAY_TMPDIR": str(ray_tmp)},
+                "--executor",
+                "ray",
+                env={"RAY_TMPDIR": str(ray_tmp)},
             )
         assert res.returncode == 0, res.stderr
         assert _ray_processes_of(ray_tmp) == [], "Ray's processes outlived the command"
@@ -558,37 +563,51 @@ def test_no_secret_on_disk_after_a_run_on_ray(image_dir, tmp_path):
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
-def test_with_two_workers_the_driver_works_beside_a_ray_lane_to_the_end(image_dir, tmp_path, monkeypatch):
-    """The driver is one of two workers: once Ray's lane delivers, the driver goes on claiming chunks instead of
-    stepping back, and every row is still written exactly once. (A slowed driver and small chunks make Ray's
-    lane take part whatever Ray's start-up time.)"""
-    import threading
+def test_the_plan_is_decided_once_said_first_and_recorded(tmp_path):
+    """A small run stays in this process, a forced one goes to Ray; either way the first console line and the
+    manifest say where it ran and why. Nothing but the command's own options chooses."""
+    small = synth("--out", tmp_path / "small", "--limit", 6)
+    assert small.returncode == 0, small.stderr
+    first = small.stderr.splitlines()[0]
+    assert first == "run: in this process (6 rows: at most 500, fewer than Ray's start-up would pay for)"
+    run = json.loads((tmp_path / "small" / "manifest.json").read_text())["run"]
+    assert run["executor"] == "in-process" and run["workers"] == 1
+    forced = synth("--out", tmp_path / "ray", "--limit", 6, "--executor", "ray")
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stderr.splitlines()[0] == "run: on Ray Data (--executor ray)"
+    assert json.loads((tmp_path / "ray" / "manifest.json").read_text())["run"]["executor"] == "ray"
+    assert records(tmp_path / "small") == records(tmp_path / "ray")
+    bad = synth("--out", tmp_path / "x", "--executor", "in-process", "--ray-address", "127.0.0.1:1")
+    assert bad.returncode == 2 and "--executor in-process" in bad.stderr and "Traceback" not in bad.stderr
 
-    from robustgen.pipelines import job
-    from robustgen.pipelines.job import SynthConfig
-    from robustgen.pipelines.job import synth as run_synth
 
-    src = _numbered_source(image_dir, tmp_path, 1280)
-    monkeypatch.setattr(job, "CHUNK_ROWS", 16)
-    monkeypatch.setattr(job, "RAY_WORTH_S", 0.0)  # start Ray at once
-    events: list[tuple[float, bool]] = []  # (when, by the driver) for every shard reported
-    real_run_chunk, real_on_rows = job.run_chunk, job._Driver.on_rows
+def test_one_worker_with_a_pooled_teacher_finishes_in_process_and_on_ray(tmp_path):
+    """``--workers 1 --teacher openai`` used to wait forever (Ray had one CPU, the teacher's actor held half of it,
+    the degrade task waited for a whole one). The plan runs it in this process; forced onto a one-CPU Ray, the
+    actor holds no CPU of its own. Both give the same dataset."""
+    with FakeOpenAI() as server:
+        alone = synth(
+            "--out", tmp_path / "a", "--limit", 6, "--workers", 1, *fake_teacher_args(server.url), timeout=180
+        )
+        assert alone.returncode == 0, alone.stderr[-3000:]
+        assert alone.stderr.splitlines()[0] == "run: in this process (--workers 1)"
+        forced = synth(
+            "--out",
+            tmp_path / "r",
+            "--limit",
+            6,
+            "--workers",
+            1,
+            "--executor",
+            "ray",
+            *fake_teacher_args(server.url),
+            timeout=180,
+        )
+        assert forced.returncode == 0, forced.stderr[-3000:]
+    assert len(records(tmp_path / "a")) == 6
 
-    def slow_in_driver(spec, rel, on_batch=None):
-        done = real_run_chunk(spec, rel, on_batch)
-        if done and threading.current_thread().name == "robustgen-local":
-            time.sleep(0.3)  # a slow driver (on the chunks it claimed): Ray's lane gets chunks in any case
-        return done
+    def content(recs):  # usage differs (the second run hits the cache); the dataset must not
+        return [{k: v for k, v in r.items() if k != "teacher"} for r in recs]
 
-    def on_rows(self, cols, local=False):
-        events.append((time.monotonic(), local))
-        return real_on_rows(self, cols, local)
-
-    monkeypatch.setattr(job, "run_chunk", slow_in_driver)
-    monkeypatch.setattr(job._Driver, "on_rows", on_rows)
-    summary = run_synth(SynthConfig(out=str(tmp_path / "ds"), source=str(src), workers=2))
-    assert summary.written == 1280 and summary.failed == 0
-    ids = [r["id"] for r in records(tmp_path / "ds")]
-    assert len(ids) == len(set(ids)) == 1280
-    first_ray = min(t for t, local in events if not local)
-    assert sum(local and t > first_ray for t, local in events) >= 2, events  # it kept working
+    assert content(records(tmp_path / "a")) == content(records(tmp_path / "r"))
+    assert image_bytes(tmp_path / "a") == image_bytes(tmp_path / "r")

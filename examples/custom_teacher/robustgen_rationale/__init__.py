@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
 from robustgen.annotate.validate import check_chain, expected_types, word_count
-from robustgen.annotate.wording import answer_phrase, influence_of, join_labels, sentence
+from robustgen.annotate.wording import answer_phrase, influence_of, join_labels, sentence, severity_word
 from robustgen.schemas import ReasoningChain, TeacherInfo, TeacherResult, Usage
 
 
@@ -25,7 +25,8 @@ class RationaleConfig(BaseModel):
     lead: str = Field(default="Looking past the damage", description="words that open the reasoning")
     filler: str = Field(
         default="Fine detail is discounted and the coarse layout is trusted",
-        description="sentence repeated until the reasoning reaches the length band",
+        description="the first sentence added when the reasoning is shorter than the length band (then varied "
+        "ones: the quality gate turns down a chain that repeats itself)",
     )
     call_log: str | None = Field(default=None, description="append one JSON line per annotated sample (debugging)")
 
@@ -55,8 +56,10 @@ class RationaleTeacher(Teacher):
         ans = answer_phrase(item.answer, item.choices)
         closing = sentence(f"So the answer is {ans}")
         reasoning = sentence(f"{self.config.lead}, {item.rationale}")
-        while word_count(reasoning) + word_count(closing) < lo:
-            reasoning += " " + sentence(self.config.filler)
+        for extra in self._fillers(item):
+            if word_count(reasoning) + word_count(closing) >= lo:
+                break
+            reasoning += " " + extra
         reasoning += " " + closing
         words = reasoning.split()
         if len(words) > hi:
@@ -73,3 +76,28 @@ class RationaleTeacher(Teacher):
         if problems:
             raise TeacherFailure("; ".join(problems))
         return TeacherResult(chain=chain, usage=Usage(), teacher=TeacherInfo(kind=self.name, model="rationale-1"))
+
+    def _fillers(self, item: TeacherInput) -> list[str]:
+        """Sentences that lengthen the reasoning, none said twice: the configured filler, one per degradation,
+        then general ones."""
+        per_degradation = [
+            sentence(f"The {d.label} at {severity_word(d.severity)} strength is allowed for before any detail is read")
+            for d in item.degradations
+        ]
+        return [sentence(self.config.filler), *dict.fromkeys(per_degradation), *_GENERAL]
+
+
+_GENERAL = [
+    "Shapes that survive the damage carry more weight than texture does.",
+    "Colours are judged over large regions rather than from single pixels.",
+    "Edges that stay continuous across the frame are taken as real structure.",
+    "Small marks that could be artefacts are not relied on.",
+    "The arrangement of the main objects still fits what the question asks.",
+    "Nothing in the damaged regions contradicts this reading of the scene.",
+    "Where two readings compete, the one the rationale supports is kept.",
+    "Brightness and contrast shifts change how things look, not what they are.",
+    "Counting and position are checked against the clearest parts of the picture.",
+    "The background is used only as context, never as the main evidence.",
+    "Any text in the picture is treated as uncertain unless it stays legible.",
+    "Each step above holds whether or not the damage were removed.",
+]
