@@ -499,7 +499,7 @@ def _judge_settings(model: str | None, base_url: str | None, sets: list[str] | N
     from robustgen.annotate.judge import JudgeConfig
     from robustgen.annotate.registry import parse_sets
 
-    settings = parse_sets(sets or [])
+    settings = parse_sets(sets or [], "--judge-set")
     if model is None and not settings and base_url is None:
         return None
     if model is not None:
@@ -753,8 +753,17 @@ def eval_cmd(
     extract_model: Annotated[
         str | None, typer.Option(help="a model that reads the option out of replies the rules cannot (off by default)")
     ] = None,
+    eval_set: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--eval-set",
+            help="one endpoint setting, key=value (price_in, price_out, timeout_s, max_retries, max_retry_after_s, "
+            "tpm, ...); repeatable",
+        ),
+    ] = None,
 ) -> None:
     """Ask a VLM every question on the clean image and at every level; write predictions and the report."""
+    from robustgen.annotate.registry import parse_sets
     from robustgen.eval.report import write_report
     from robustgen.eval.run import EvalConfig, run_eval
     from robustgen.pipelines.corrupt import parse_levels, protocol_recipe
@@ -762,25 +771,34 @@ def eval_cmd(
     with user_errors():
         rec = protocol_recipe(protocol, Recipe.load(recipe) if recipe is not None else None)
         try:
+            sets = parse_sets(eval_set or [], "--eval-set")
+            if own := sorted(set(sets) & {"input", "out", "model", "levels", "recipe", "seed", "format"}):
+                raise RobustgenError(f"--eval-set {own[0]}: has its own option (--{own[0]})")
+            settings = {
+                "base_url": base_url,
+                "api_key_env": api_key_env,
+                "concurrency": concurrency,
+                "rpm": rpm,
+                "max_cost": max_cost,
+                "images": not no_images,
+                "extract_model": extract_model,
+                **sets,  # --eval-set key=value over the shortcuts
+            }
             cfg = EvalConfig(
                 input=source,
                 out=str(out_dir),
                 model=model,
-                base_url=base_url,
-                api_key_env=api_key_env,
                 format=fmt,
                 levels=parse_levels(levels),
                 recipe=rec.to_dict(),
                 seed=seed,
                 limit=limit,
-                concurrency=concurrency,
-                rpm=rpm,
-                max_cost=max_cost,
-                images=not no_images,
-                extract_model=extract_model,
+                **settings,
             )
-        except ValueError as exc:
-            raise RobustgenError(str(exc).splitlines()[-1].strip()) from None
+        except ValidationError as exc:
+            err0 = exc.errors()[0]
+            where = ".".join(str(p) for p in err0["loc"])
+            raise RobustgenError(f"eval setting {where} {err0.get('input')!r}: {err0['msg']}") from None
         summary = run_eval(cfg)
         report = write_report(out_dir, seed)
     accs = ", ".join(

@@ -16,10 +16,13 @@ from robustgen.annotate.cache import ResponseCache, cache_key
 from robustgen.annotate.transport import CostMeter, RateLimiter, RetryPolicy, Transport, TransportError
 from robustgen.errors import RobustgenError
 from robustgen.schemas import Usage
-from robustgen.schemas.redaction import add_secret, add_url_secrets
+from robustgen.schemas.redaction import add_secret, add_url_secrets, redact
 
 if TYPE_CHECKING:
     import openai
+
+#: seconds the pre-flight check waits for an endpoint to answer
+PREFLIGHT_S = 5.0
 
 StructuredMode = Literal["json_schema", "json_object", "prompt"]
 LADDER: tuple[StructuredMode, ...] = ("json_schema", "json_object", "prompt")
@@ -40,15 +43,16 @@ class EndpointConfig(BaseModel):
 
     #: settings that change speed or spending, never what a reply says (left out of fingerprints)
     SPEED_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"timeout_s", "max_retries", "backoff_s", "rpm", "tpm", "concurrency", "max_cost"}
+        {"timeout_s", "max_retries", "backoff_s", "max_retry_after_s", "rpm", "tpm", "concurrency", "max_cost"}
     )
 
     base_url: str | None = Field(default=None, description="endpoint; None = api.openai.com")
     api_key_env: str = Field(default="OPENAI_API_KEY", description="name of the variable holding the key")
     structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
-    timeout_s: float = Field(default=120.0, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0, description="deadline of a whole request (connect, wait, read)")
     max_retries: int = Field(default=6, ge=0, description="transport retries per request")
     backoff_s: float = Field(default=0.5, ge=0, description="first backoff delay; doubles per retry")
+    max_retry_after_s: float = Field(default=60.0, ge=0, description="a server's Retry-After is obeyed up to this")
     rpm: float = Field(default=0.0, ge=0, description="requests per minute (0 = unlimited)")
     tpm: float = Field(default=0.0, ge=0, description="tokens per minute (0 = unlimited)")
     concurrency: int = Field(default=4, ge=1)
@@ -130,6 +134,7 @@ class StructuredClient:
         self.cache = ResponseCache(cache_dir) if cache_dir else None
         self.mode: StructuredMode | None = None if structured_output == "auto" else structured_output  # type: ignore[assignment]
         self.probe_usage = Usage()
+        self._checked = False  # preflight found the endpoint alive
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
 
@@ -149,7 +154,7 @@ class StructuredClient:
             model=c.model,  # type: ignore[attr-defined]  (every caller's config names its model)
             api_key_env=c.api_key_env,
             structured_output=c.structured_output,
-            policy=RetryPolicy(c.max_retries, c.backoff_s, 30.0, c.timeout_s),
+            policy=RetryPolicy(c.max_retries, c.backoff_s, 30.0, c.timeout_s, c.max_retry_after_s),
             limiter=RateLimiter(c.rpm, c.tpm),
             meter=CostMeter(c.price_in, c.price_out, c.max_cost),
             concurrency=c.concurrency,
@@ -160,11 +165,43 @@ class StructuredClient:
         )
 
     def preflight(self) -> None:
-        """``RobustgenError`` when no request could succeed (no key for the public endpoint)."""
-        if not os.environ.get(self.api_key_env) and self.base_url is None:
+        """``RobustgenError`` (one line, naming the URL or the variable) when no request could succeed, found in
+        seconds before any row is read: no key for the public endpoint; an endpoint given by ``base_url`` where
+        nothing answers, or that refuses the key. One cheap request (``GET /models``), once per client; it costs
+        no tokens, and any answer but a refusal counts as alive (some servers do not list models)."""
+        key = os.environ.get(self.api_key_env)
+        if not key and self.base_url is None:
             raise RobustgenError(
                 f"{self.who} needs an API key in ${self.api_key_env} (or --base-url for a local server)"
             )
+        if self.base_url is None or self._checked:
+            return
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        from robustgen.annotate.openai_teacher import public_url
+
+        where = public_url(self.base_url)
+        parts = urllib.parse.urlsplit(self.base_url)
+        in_url = parts.username is not None  # credentials in the URL: the SDK sends them; urllib cannot
+        netloc = parts.netloc.rpartition("@")[2]
+        bare = urllib.parse.urlunsplit(parts._replace(netloc=netloc)).rstrip("/")
+        request = urllib.request.Request(f"{bare}/models", headers={"Authorization": f"Bearer {key}"} if key else {})
+        status = 200
+        try:
+            with urllib.request.urlopen(request, timeout=PREFLIGHT_S) as resp:  # noqa: S310 (the user's endpoint)
+                status = resp.status
+        except urllib.error.HTTPError as exc:  # it answered: alive, unless it refused the key
+            status = exc.code
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            why = getattr(exc, "reason", None) or exc
+            reason = redact(" ".join(str(why).split())[:120]) or type(exc).__name__
+            raise RobustgenError(f"{self.who}: nothing answers at {where} ({reason}); is the server running?") from None
+        if status in (401, 403) and not in_url:
+            have = f"the key in ${self.api_key_env}" if key else f"no key (${self.api_key_env} is not set)"
+            raise RobustgenError(f"{self.who}: {where} refused {have} (HTTP {status})")
+        self._checked = True
 
     def _probe_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -189,7 +226,7 @@ class StructuredClient:
             return hit["mode"]
         found: StructuredMode = "prompt"
         base = self.transport.policy
-        quick = RetryPolicy(1, base.base_delay_s, base.max_delay_s, base.timeout_s)  # this call only
+        quick = RetryPolicy(1, base.base_delay_s, base.max_delay_s, base.timeout_s, base.max_retry_after_s)
         for mode in LADDER[:-1]:
             body = {
                 "model": self.model,
@@ -200,7 +237,7 @@ class StructuredClient:
             }
             try:
                 resp = await self.transport.chat(body, self.probe_usage, estimated_tokens=64, policy=quick)
-                parse_json_reply(resp.choices[0].message.content or "")
+                parse_json_reply(Transport.reply(resp)[0])
             except (TransportError, ValueError):
                 continue
             found = mode
@@ -268,8 +305,7 @@ class StructuredClient:
                 usage.cache_hits += 1
                 return hit["content"], hit.get("finish_reason")
         resp = await self.transport.chat(body, usage, estimated_tokens=body["max_tokens"] + 800)
-        choice = resp.choices[0]
-        content, finish = choice.message.content or "", choice.finish_reason
+        content, finish = Transport.reply(resp)  # redacted and capped before anything keeps it
         if self.cache is not None and key:
             # cut-off replies too: the re-ask answers them, and a resume replays the same conversation for free
             self.cache.put(key, {"content": content, "finish_reason": finish})

@@ -55,7 +55,7 @@ class Judge:
 
     def __init__(self, config: JudgeConfig, *, cache_dir: str | None = None, seed: int = 0) -> None:
         self.config = c = config
-        self.client = StructuredClient.from_settings(c, cache_dir=cache_dir, seed=seed)
+        self.client = StructuredClient.from_settings(c, cache_dir=cache_dir, seed=seed, who="the judge")
 
     def info(self) -> dict[str, Any]:
         from robustgen.annotate.openai_teacher import public_url

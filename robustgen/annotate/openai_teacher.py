@@ -76,7 +76,9 @@ class OpenAITeacher(Teacher):
     ) -> None:
         super().__init__(config, cache_dir=cache_dir, seed=seed)
         c = self.config
-        self.client = StructuredClient.from_settings(c, cache_dir=c.cache_dir or cache_dir, seed=seed, client=client)
+        self.client = StructuredClient.from_settings(
+            c, cache_dir=c.cache_dir or cache_dir, seed=seed, client=client, who="the teacher"
+        )
 
     # ---- what the job asks of a teacher -----------------------------------------------------------
     def preflight(self) -> None:

@@ -72,15 +72,16 @@ def teacher_class(name: str) -> type[Teacher]:
         raise UnknownTeacherError(f"--teacher {name!r}: unknown teacher{hint} (valid: {', '.join(known)})") from None
 
 
-def parse_sets(sets: list[str]) -> dict[str, Any]:
-    """``key=value`` strings (``--teacher-set``) to a dict; values are YAML scalars (``8``, ``true``, ``0.5``)."""
+def parse_sets(sets: list[str], option: str = "--teacher-set") -> dict[str, Any]:
+    """``key=value`` strings (``--teacher-set``, ``--judge-set``, ``--eval-set``) to a dict; values are YAML scalars
+    (``8``, ``true``, ``0.5``)."""
     import yaml
 
     out: dict[str, Any] = {}
     for item in sets:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            raise RobustgenError(f"--teacher-set {item!r}: expected key=value")
+            raise RobustgenError(f"{option} {item!r}: expected key=value")
         try:
             out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
         except yaml.YAMLError:

@@ -25,12 +25,19 @@ class BudgetExhausted(TransportError):
     """``max_cost`` was reached; no new request is sent."""
 
 
+#: the longest reply text kept from an endpoint (characters): a reply is data, stored in records and caches
+MAX_REPLY_CHARS = 200_000
+#: tokens an image part of a prompt is counted as, for the budget's estimate before sending
+IMAGE_TOKENS = 1_500
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_retries: int = 6
     base_delay_s: float = 0.5
     max_delay_s: float = 30.0
-    timeout_s: float = 120.0
+    timeout_s: float = 120.0  # the whole request: connect, wait and read (a reply dripping bytes included)
+    max_retry_after_s: float = 60.0  # a server's Retry-After is obeyed up to this
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Exponential backoff with full jitter."""
@@ -77,11 +84,17 @@ class RateLimiter:
 
 
 class CostMeter:
-    """Running cost in USD from a per-million-token price; refuses new requests past ``max_cost``."""
+    """Running cost in USD from a per-million-token price, and the budget ``max_cost``.
+
+    A request *reserves* its estimated cost (prompt estimate plus ``max_tokens`` at the prices) when it takes its
+    slot, before it is sent, and *settles* with the reply's usage. A request is admitted only while what is spent
+    plus what is reserved stays under ``max_cost``, so at any concurrency the spend passes the cap by at most one
+    request's worth (its estimate being an upper bound of what it costs)."""
 
     def __init__(self, price_in: float = 0.0, price_out: float = 0.0, max_cost: float | None = None) -> None:
         self.price_in, self.price_out, self.max_cost = price_in, price_out, max_cost
         self.spent = 0.0
+        self.reserved = 0.0
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1e6
@@ -92,8 +105,35 @@ class CostMeter:
         return c
 
     def check(self) -> None:
-        if self.max_cost is not None and self.spent >= self.max_cost:
-            raise BudgetExhausted(f"budget exhausted: spent ${self.spent:.4f} of max ${self.max_cost:.4f}")
+        if self.max_cost is not None and self.spent + self.reserved >= self.max_cost:
+            raise BudgetExhausted(
+                f"budget exhausted: spent ${self.spent:.4f} (and ${self.reserved:.4f} in flight) of max "
+                f"${self.max_cost:.4f}"
+            )
+
+    def reserve(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """Hold a request's estimated cost before it is sent (``BudgetExhausted`` when the budget is used up)."""
+        self.check()
+        held = self.cost(prompt_tokens, completion_tokens)
+        self.reserved += held
+        return held
+
+    def release(self, held: float) -> None:
+        self.reserved = max(0.0, self.reserved - held)
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """An estimate of a request's prompt tokens before it is sent: 4 characters a token for text, ``IMAGE_TOKENS``
+    an image."""
+    chars, images = 0, 0
+    for m in body.get("messages") or []:
+        content = m.get("content") if isinstance(m, dict) else None
+        for part in content if isinstance(content, list) else [content]:
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                images += 1
+            else:
+                chars += len(part.get("text", "") if isinstance(part, dict) else str(part or ""))
+    return chars // 4 + images * IMAGE_TOKENS + 16
 
 
 def retry_after_s(exc: openai.APIStatusError) -> float | None:
@@ -149,15 +189,24 @@ class Transport:
 
         policy = policy or self.policy
         last = ""
+        prompt_estimate = prompt_tokens(body)
         for attempt in range(policy.max_retries + 1):
-            self.meter.check()
+            self.meter.check()  # a request that cannot be sent does not wait for a slot first
             await self.limiter.acquire(estimated_tokens)
             delay: float | None = None
             async with self.semaphore:
+                # the budget is reserved here, with the slot, so that requests waiting for one are not all admitted
+                held = self.meter.reserve(prompt_estimate, int(body.get("max_tokens") or 1024))
                 t0 = time.monotonic()
                 usage.requests += 1
                 try:
-                    resp = await self.client.chat.completions.create(**body, timeout=policy.timeout_s)
+                    # one deadline for the whole request: the SDK's timeout is per read, and a reply dripping one
+                    # byte at a time would never reach it
+                    resp = await asyncio.wait_for(
+                        self.client.chat.completions.create(**body, timeout=policy.timeout_s), policy.timeout_s
+                    )
+                except TimeoutError:
+                    last = f"no complete reply within {policy.timeout_s:g}s"
                 except openai.APIStatusError as exc:
                     last = f"HTTP {exc.status_code}: {self._short(exc)}"
                     if exc.status_code not in RETRY_STATUS:
@@ -176,11 +225,13 @@ class Transport:
                         self._account(resp, usage, body)
                         return resp
                 finally:
+                    self.meter.release(held)
                     usage.latency_s += time.monotonic() - t0
             if attempt == policy.max_retries:
                 break
             usage.retries += 1
-            await asyncio.sleep(delay if delay is not None else policy.delay(attempt, self._rng))
+            wait = min(delay, policy.max_retry_after_s) if delay is not None else policy.delay(attempt, self._rng)
+            await asyncio.sleep(wait)
         raise TransportError(self.redact(f"gave up after {policy.max_retries + 1} attempts: {last}"))
 
     def _account(self, resp: Any, usage: Usage, body: dict[str, Any]) -> None:
@@ -193,6 +244,15 @@ class Transport:
         usage.prompt_tokens += p
         usage.completion_tokens += c
         usage.cost_usd += self.meter.charge(p, c)
+
+    @staticmethod
+    def reply(resp: Any) -> tuple[str, str | None]:
+        """The reply's text and finish reason, as anything robustgen stores it: secrets redacted (an endpoint that
+        echoes the key puts it in no record, cache or prediction), cut at ``MAX_REPLY_CHARS``."""
+        choice = resp.choices[0]
+        content = getattr(choice.message, "content", None)
+        text = content if isinstance(content, str) else ""
+        return redact(text[:MAX_REPLY_CHARS]), choice.finish_reason
 
     def _short(self, exc: Exception) -> str:
         text = self.redact(" ".join(str(exc).split()))  # redact first: a cut must not split the secret

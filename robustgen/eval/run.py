@@ -203,10 +203,11 @@ class Asker:
         if image is not None and self.cfg.images:
             url, image_hash = await asyncio.to_thread(data_url, image, self.cfg.max_image_side)
             content = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}]
+        model = model or self.cfg.model  # always named: a server with several models must not pick its default
         key = cache_key(
             {
                 "v": PROMPT_VERSION,
-                "model": self.cfg.model,
+                "model": model,
                 "text": text,
                 "image": image_hash,
                 "max": self.cfg.max_tokens,
@@ -222,7 +223,7 @@ class Asker:
             "max_tokens": self.cfg.max_tokens,
         }
         resp = await self.transport.chat(body, usage, estimated_tokens=self.cfg.max_tokens + 800)
-        answer = resp.choices[0].message.content or ""
+        answer, _ = self.transport.reply(resp)  # redacted and capped, like every stored reply
         self.cache.put(key, {"content": answer})
         return answer
 
@@ -238,6 +239,9 @@ def run_eval(cfg: EvalConfig, on_item: Callable[[], None] | None = None) -> Eval
     out = Path(cfg.out)
     recipe = Recipe.from_dict(cfg.recipe)
     names = _levels(cfg)
+    if cfg.input != "samples" and not Path(cfg.input).exists():  # what is wrong here is said before the endpoint
+        raise RobustgenError(f"{cfg.input}: no such file or folder")
+    asker = Asker(cfg, out / ".work" / "vlm-cache")  # a dead endpoint or a refused key: exit 2 before any file
     holder = Output(str(out))
     with holder.exclusive():
         run_file = out / ".work" / "run.json"
@@ -251,7 +255,6 @@ def run_eval(cfg: EvalConfig, on_item: Callable[[], None] | None = None) -> Eval
                 )
         run_file.parent.mkdir(parents=True, exist_ok=True)
         run_file.write_text(json.dumps(fp, indent=2, sort_keys=True), encoding="utf-8")
-        asker = Asker(cfg, out / ".work" / "vlm-cache")
         preds = Predictions(out, names)
         try:
             return asyncio.run(_run(cfg, recipe, names, asker, preds, on_item))

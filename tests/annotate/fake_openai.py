@@ -85,6 +85,9 @@ class FakeOpenAI:
         self.in_flight = 0
         self.max_in_flight = 0
         self.delay_s = 0.0
+        self.usage = {"prompt_tokens": 100, "completion_tokens": 50}  # what every reply reports
+        self.key: str | None = None  # when set, requests without "Bearer <key>" are refused (401)
+        self.model_lists = 0  # GET /models requests (the pre-flight check)
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -121,9 +124,26 @@ class FakeOpenAI:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _refused(self) -> bool:
+                if fake.key is not None and self.headers.get("Authorization") != f"Bearer {fake.key}":
+                    self._send(401, json.dumps({"error": {"message": "invalid api key"}}))
+                    return True
+                return False
+
+            def do_GET(self):
+                with fake._lock:
+                    fake.model_lists += 1
+                if self._refused():
+                    return
+                if self.path.rstrip("/").endswith("/models"):
+                    return self._send(200, json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}))
+                return self._send(404, json.dumps({"error": {"message": "not found"}}))
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length))
+                if self._refused():
+                    return
                 with fake._lock:
                     fake.requests.append(body)
                     fake.headers.append({k.lower(): v for k, v in self.headers.items()})
@@ -155,22 +175,38 @@ class FakeOpenAI:
                     return None
                 if fault is not None and fault.kind == "garbage":
                     return self._send(200, "{this is not json")
+                if fault is not None and fault.kind == "drip":  # a whole reply, one byte every `seconds`
+                    data = json.dumps(self._reply(body, *fake.replier(body))).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    for i in range(len(data)):
+                        try:
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                        except OSError:
+                            return None  # the client gave up
+                        time.sleep(fault.seconds)
+                    return None
                 if fake.delay_s:
                     time.sleep(fake.delay_s)
                 if fault is not None and fault.kind == "content":
                     content, finish = fault.content or "", fault.finish_reason
                 else:
                     content, finish = fake.replier(body)
-                reply = {
+                return self._send(200, json.dumps(self._reply(body, content, finish)))
+
+            def _reply(self, body: dict, content: str, finish: str) -> dict:
+                return {
                     "id": f"cmpl-{len(fake.requests)}",
                     "object": "chat.completion",
                     "created": 0,
-                    "model": body.get("model", "fake"),
+                    "model": body.get("model") or "fake",
                     "choices": [
                         {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
                     ],
-                    "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
+                    "usage": {**fake.usage, "total_tokens": sum(fake.usage.values())},
                 }
-                return self._send(200, json.dumps(reply))
 
         return Handler
