@@ -31,6 +31,8 @@ async def app(scope, receive, send):
     t0 = time.time()
     if scope["path"].endswith("/times"):
         payload = json.dumps(TIMES).encode()
+    elif scope["path"].endswith("/models"):  # robustgen's pre-flight check
+        payload = json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
     else:
         await asyncio.sleep(DELAY)
         content, finish = good_reply(json.loads(body))

@@ -772,8 +772,10 @@ def eval_cmd(
         rec = protocol_recipe(protocol, Recipe.load(recipe) if recipe is not None else None)
         try:
             sets = parse_sets(eval_set or [], "--eval-set")
-            if own := sorted(set(sets) & {"input", "out", "model", "levels", "recipe", "seed", "format"}):
-                raise RobustgenError(f"--eval-set {own[0]}: has its own option (--{own[0]})")
+            own = {"input": "the SOURCE argument", "out": "--out", "model": "--model", "levels": "--levels"}
+            own |= {"recipe": "--recipe", "seed": "--seed", "format": "--format", "limit": "--limit"}
+            if clash := sorted(set(sets) & set(own)):
+                raise RobustgenError(f"--eval-set {clash[0]}: set it with {own[clash[0]]}")
             settings = {
                 "base_url": base_url,
                 "api_key_env": api_key_env,

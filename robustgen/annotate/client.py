@@ -7,13 +7,16 @@ import asyncio
 import json
 import os
 import re
+import urllib.error
+import urllib.parse
+import urllib.request
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustgen.annotate import prompts
 from robustgen.annotate.cache import ResponseCache, cache_key
-from robustgen.annotate.transport import CostMeter, RateLimiter, RetryPolicy, Transport, TransportError
+from robustgen.annotate.transport import CostMeter, RateLimiter, RetryPolicy, Transport, TransportError, keepable
 from robustgen.errors import RobustgenError
 from robustgen.schemas import Usage
 from robustgen.schemas.redaction import add_secret, add_url_secrets, redact
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
 
 #: seconds the pre-flight check waits for an endpoint to answer
 PREFLIGHT_S = 5.0
+#: the bearer token sent when no key is set (local servers that want none accept any)
+NO_KEY = "sk-no-key-needed"
 
 StructuredMode = Literal["json_schema", "json_object", "prompt"]
 LADDER: tuple[StructuredMode, ...] = ("json_schema", "json_object", "prompt")
@@ -125,7 +130,7 @@ class StructuredClient:
             import openai  # here, not at import: the registry loads this teacher on every run, whichever runs
 
             client = openai.AsyncOpenAI(
-                api_key=key or "sk-no-key-needed", base_url=base_url, max_retries=0, timeout=policy.timeout_s
+                api_key=key or NO_KEY, base_url=base_url, max_retries=0, timeout=policy.timeout_s
             )
         self.client = client
         self.transport = Transport(
@@ -167,8 +172,10 @@ class StructuredClient:
     def preflight(self) -> None:
         """``RobustgenError`` (one line, naming the URL or the variable) when no request could succeed, found in
         seconds before any row is read: no key for the public endpoint; an endpoint given by ``base_url`` where
-        nothing answers, or that refuses the key. One cheap request (``GET /models``), once per client; it costs
-        no tokens, and any answer but a refusal counts as alive (some servers do not list models)."""
+        nothing listens (connection refused, unknown host), or that refuses the key (HTTP 401). One request that
+        costs no tokens (``GET /models``), once per client, sent as the SDK sends its requests (the same bearer
+        token, no redirect followed: a redirect could carry the key elsewhere). Any other answer, a slow one
+        included, counts as alive: some servers list no models, a busy one may be slow to answer."""
         key = os.environ.get(self.api_key_env)
         if not key and self.base_url is None:
             raise RobustgenError(
@@ -176,32 +183,14 @@ class StructuredClient:
             )
         if self.base_url is None or self._checked:
             return
-        import urllib.error
-        import urllib.parse
-        import urllib.request
-
-        from robustgen.annotate.openai_teacher import public_url
-
-        where = public_url(self.base_url)
-        parts = urllib.parse.urlsplit(self.base_url)
-        in_url = parts.username is not None  # credentials in the URL: the SDK sends them; urllib cannot
-        netloc = parts.netloc.rpartition("@")[2]
-        bare = urllib.parse.urlunsplit(parts._replace(netloc=netloc)).rstrip("/")
-        request = urllib.request.Request(f"{bare}/models", headers={"Authorization": f"Bearer {key}"} if key else {})
-        status = 200
-        try:
-            with urllib.request.urlopen(request, timeout=PREFLIGHT_S) as resp:  # noqa: S310 (the user's endpoint)
-                status = resp.status
-        except urllib.error.HTTPError as exc:  # it answered: alive, unless it refused the key
-            status = exc.code
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            why = getattr(exc, "reason", None) or exc
-            reason = redact(" ".join(str(why).split())[:120]) or type(exc).__name__
-            raise RobustgenError(f"{self.who}: nothing answers at {where} ({reason}); is the server running?") from None
-        if status in (401, 403) and not in_url:
-            have = f"the key in ${self.api_key_env}" if key else f"no key (${self.api_key_env} is not set)"
-            raise RobustgenError(f"{self.who}: {where} refused {have} (HTTP {status})")
         self._checked = True
+        status = _ping_models(self.base_url, key or NO_KEY)
+        where = _public(self.base_url)
+        if isinstance(status, str):
+            raise RobustgenError(f"{self.who}: nothing answers at {where} ({status}); is the server running?")
+        if status == 401:
+            have = f"the key in ${self.api_key_env}" if key else f"no key (${self.api_key_env} is not set)"
+            raise RobustgenError(f"{self.who}: {where} refused {have} (HTTP 401)")
 
     def _probe_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -303,7 +292,7 @@ class StructuredClient:
             key = cache_key(material)
             if not fresh and (hit := self.cache.get(key)) is not None:
                 usage.cache_hits += 1
-                return hit["content"], hit.get("finish_reason")
+                return keepable(str(hit["content"])), hit.get("finish_reason")  # a cache from before redaction too
         resp = await self.transport.chat(body, usage, estimated_tokens=body["max_tokens"] + 800)
         content, finish = Transport.reply(resp)  # redacted and capped before anything keeps it
         if self.cache is not None and key:
@@ -321,3 +310,35 @@ def _without_images(messages: list[dict]) -> list[dict]:
             content = [p for p in content if p.get("type") != "image_url"]
         out.append({"role": m["role"], "content": content})
     return out
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the 3xx itself is the answer: the server is alive
+
+
+def _ping_models(base_url: str, key: str) -> int | str:
+    """``GET {base_url}/models``: the HTTP status, or why nothing answered (refused, unknown host). A timeout
+    counts as an answer (200): a busy server is alive."""
+    parts = urllib.parse.urlsplit(base_url)
+    netloc = parts.netloc.rpartition("@")[2]  # credentials in the URL: the SDK sends them, urllib cannot
+    url = urllib.parse.urlunsplit(parts._replace(netloc=netloc, path=parts.path.rstrip("/") + "/models"))
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}", "User-Agent": "robustgen"})
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=PREFLIGHT_S) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return 200 if parts.username is not None else exc.code  # the URL's own credentials decide, not ours
+    except TimeoutError:  # socket.timeout is TimeoutError
+        return 200
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        why = getattr(exc, "reason", None) or exc
+        if isinstance(why, TimeoutError):
+            return 200
+        return redact(" ".join(str(why).split())[:120]) or type(exc).__name__
+
+
+def _public(url: str) -> str:
+    from robustgen.annotate.openai_teacher import public_url
+
+    return public_url(url)

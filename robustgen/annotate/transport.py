@@ -95,6 +95,9 @@ class CostMeter:
         self.price_in, self.price_out, self.max_cost = price_in, price_out, max_cost
         self.spent = 0.0
         self.reserved = 0.0
+        # how far real costs have exceeded their estimates so far: later estimates are scaled up by it (images
+        # priced far above IMAGE_TOKENS, text of one token a character)
+        self.scale = 1.0
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1e6
@@ -114,12 +117,29 @@ class CostMeter:
     def reserve(self, prompt_tokens: int, completion_tokens: int) -> float:
         """Hold a request's estimated cost before it is sent (``BudgetExhausted`` when the budget is used up)."""
         self.check()
-        held = self.cost(prompt_tokens, completion_tokens)
+        held = self.cost(prompt_tokens, completion_tokens) * self.scale
         self.reserved += held
         return held
 
     def release(self, held: float) -> None:
         self.reserved = max(0.0, self.reserved - held)
+
+    def observe(self, held: float, real: float) -> None:
+        """A settled request: what it was estimated at against what it cost."""
+        if held > 0 and real > held:
+            self.scale *= real / held
+
+    def forfeit(self, held: float) -> float:
+        """A request that may have been answered and billed without a usable reply (cut off by its deadline, a
+        body that does not parse): its reservation counts as spent."""
+        self.spent += held
+        return held
+
+
+def keepable(text: str) -> str:
+    """Reply text as robustgen keeps it (records, caches, predictions, critiques): secrets redacted first (an
+    endpoint that echoes the key puts it nowhere), then cut at ``MAX_REPLY_CHARS``."""
+    return redact(text[: MAX_REPLY_CHARS + 4096])[:MAX_REPLY_CHARS]
 
 
 def prompt_tokens(body: dict[str, Any]) -> int:
@@ -207,6 +227,7 @@ class Transport:
                     )
                 except TimeoutError:
                     last = f"no complete reply within {policy.timeout_s:g}s"
+                    usage.cost_usd += self.meter.forfeit(held)  # the server may have generated (and billed) it
                 except openai.APIStatusError as exc:
                     last = f"HTTP {exc.status_code}: {self._short(exc)}"
                     if exc.status_code not in RETRY_STATUS:
@@ -218,11 +239,13 @@ class Transport:
                     last = f"connection error: {self._short(exc)}"
                 except (openai.APIResponseValidationError, ValueError) as exc:
                     last = f"unreadable response: {self._short(exc)}"
+                    usage.cost_usd += self.meter.forfeit(held)
                 else:
                     if not getattr(resp, "choices", None):
                         last = "response without choices"
+                        usage.cost_usd += self.meter.forfeit(held)
                     else:
-                        self._account(resp, usage, body)
+                        self.meter.observe(held, self._account(resp, usage, body))
                         return resp
                 finally:
                     self.meter.release(held)
@@ -230,29 +253,31 @@ class Transport:
             if attempt == policy.max_retries:
                 break
             usage.retries += 1
-            wait = min(delay, policy.max_retry_after_s) if delay is not None else policy.delay(attempt, self._rng)
+            backoff = policy.delay(attempt, self._rng)
+            wait = max(min(delay, policy.max_retry_after_s), backoff) if delay is not None else backoff
             await asyncio.sleep(wait)
         raise TransportError(self.redact(f"gave up after {policy.max_retries + 1} attempts: {last}"))
 
-    def _account(self, resp: Any, usage: Usage, body: dict[str, Any]) -> None:
+    def _account(self, resp: Any, usage: Usage, body: dict[str, Any]) -> float:
+        """Charge a reply's usage (estimated, 4 characters a token, when the server reports none); its cost."""
         u = getattr(resp, "usage", None)
         if u is not None and getattr(u, "prompt_tokens", None) is not None:
             p, c = int(u.prompt_tokens or 0), int(u.completion_tokens or 0)
-        else:  # servers that report no usage: estimate 4 characters per token
-            p = len(str(body.get("messages", ""))) // 4
+        else:
+            p = prompt_tokens(body)
             c = len(resp.choices[0].message.content or "") // 4
         usage.prompt_tokens += p
         usage.completion_tokens += c
-        usage.cost_usd += self.meter.charge(p, c)
+        cost = self.meter.charge(p, c)
+        usage.cost_usd += cost
+        return cost
 
     @staticmethod
     def reply(resp: Any) -> tuple[str, str | None]:
-        """The reply's text and finish reason, as anything robustgen stores it: secrets redacted (an endpoint that
-        echoes the key puts it in no record, cache or prediction), cut at ``MAX_REPLY_CHARS``."""
+        """The reply's text and finish reason, as anything robustgen stores it (``keepable``)."""
         choice = resp.choices[0]
         content = getattr(choice.message, "content", None)
-        text = content if isinstance(content, str) else ""
-        return redact(text[:MAX_REPLY_CHARS]), choice.finish_reason
+        return keepable(content if isinstance(content, str) else ""), choice.finish_reason
 
     def _short(self, exc: Exception) -> str:
         text = self.redact(" ".join(str(exc).split()))  # redact first: a cut must not split the secret

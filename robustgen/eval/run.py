@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from robustgen.annotate.cache import ResponseCache, cache_key
 from robustgen.annotate.client import EndpointConfig, StructuredClient
-from robustgen.annotate.transport import BudgetExhausted, TransportError
+from robustgen.annotate.transport import BudgetExhausted, TransportError, keepable
 from robustgen.errors import RobustgenError
 from robustgen.eval.extract import LETTERS, extract_choice, judge_open
 from robustgen.images import data_url
@@ -67,6 +67,7 @@ class EvalConfig(EndpointConfig):
             "max_image_side": self.max_image_side,
             "prompt_version": PROMPT_VERSION,
             "extract_model": self.extract_model,
+            **({"max_tokens": self.max_tokens} if self.max_tokens != 64 else {}),  # 64: runs from before it was here
         }
 
 
@@ -215,7 +216,7 @@ class Asker:
         )
         if (hit := self.cache.get(key)) is not None:
             usage.cache_hits += 1
-            return hit["content"]
+            return keepable(str(hit["content"]))  # a cache from before redaction too
         body = {
             "model": model,
             "messages": [{"role": "user", "content": content}],
@@ -347,6 +348,9 @@ async def _one(
         if idx is None and cfg.extract_model:
             try:
                 idx = await asker.extract(row, raw, usage)
+            except BudgetExhausted as exc:
+                failures.append({"id": rid, "level": level, "reason": f"budget: {exc}"})
+                return 0
             except TransportError as exc:
                 failures.append({"id": rid, "level": level, "reason": f"extraction failed: {exc}"})
                 return 0

@@ -142,10 +142,11 @@ class FakeOpenAI:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length))
+                with fake._lock:
+                    fake.requests.append(body)
                 if self._refused():
                     return
                 with fake._lock:
-                    fake.requests.append(body)
                     fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                     fault = fake.script.popleft() if fake.script else None
                     fake.in_flight += 1

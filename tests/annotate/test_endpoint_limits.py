@@ -137,6 +137,9 @@ def test_eval_has_prices_a_cap_and_names_its_model(tmp_path):
     assert res.returncode == 3, res.stdout + res.stderr
     assert models == {"qwen-vl"}
     assert sent <= 3, sent  # $1 each, a $2 cap: within one request of it
+    clash = cli("eval", src, "--out", tmp_path / "x", "--model", "m", "--eval-set", "limit=5")
+    assert clash.returncode == 2 and "--eval-set limit: set it with --limit" in clash.stderr
+    assert "Traceback" not in clash.stderr
 
 
 def test_a_dripping_reply_fails_within_its_deadline(item):
@@ -144,11 +147,13 @@ def test_a_dripping_reply_fails_within_its_deadline(item):
     ends it: the row fails in seconds, not minutes."""
     with FakeOpenAI() as server:
         server.script.append(Fault("drip", seconds=0.2))
-        t = _teacher(server.url, timeout_s=2.0, max_retries=0)
+        t = _teacher(server.url, timeout_s=2.0, max_retries=0, price_out=1000, max_tokens=100)
         t0 = time.monotonic()
-        with pytest.raises(TeacherFailure, match="no complete reply within 2s"):
+        with pytest.raises(TeacherFailure, match="no complete reply within 2s") as failed:
             asyncio.run(t.annotate(item))
         assert time.monotonic() - t0 < 6
+    # the server may have generated (and billed) the reply it was sending: its reservation counts as spent
+    assert failed.value.usage.cost_usd == pytest.approx(0.1)
 
 
 def test_retry_after_is_obeyed_up_to_its_cap(item):
