@@ -139,7 +139,12 @@ class CostMeter:
 def keepable(text: str) -> str:
     """Reply text as robustgen keeps it (records, caches, predictions, critiques): secrets redacted first (an
     endpoint that echoes the key puts it nowhere), then cut at ``MAX_REPLY_CHARS``."""
-    return redact(text[: MAX_REPLY_CHARS + 4096])[:MAX_REPLY_CHARS]
+    kept = redact(text[: MAX_REPLY_CHARS + 4096])[:MAX_REPLY_CHARS]
+    try:
+        kept.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in a reply: kept visible (\ud800), never unwritable
+        kept = kept.encode("utf-8", "backslashreplace").decode("utf-8")
+    return kept
 
 
 def prompt_tokens(body: dict[str, Any]) -> int:

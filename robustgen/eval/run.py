@@ -323,6 +323,18 @@ async def _run(cfg, recipe, names, asker: Asker, preds: Predictions, on_item) ->
     )
 
 
+def _unaskable(row: SourceRow) -> str | None:
+    """Why a multiple-choice row cannot be asked with lettered options, or None."""
+    if not row.choices:
+        return None
+    if len(row.choices) > len(LETTERS):
+        return f"{len(row.choices)} options: at most {len(LETTERS)} can be lettered A-Z"
+    answer = (row.answer or "").strip()
+    if answer.isdigit() and int(answer) >= len(row.choices):
+        return f"the answer index {answer} is outside the {len(row.choices)} options"
+    return None
+
+
 async def _one(
     cfg,
     asker: Asker,
@@ -335,6 +347,9 @@ async def _one(
     usage: Usage,
     failures: list,
 ) -> int:
+    if problem := _unaskable(row):  # a hostile row is that item's failure, never an IndexError
+        failures.append({"id": rid, "level": level, "reason": problem})
+        return 0
     try:
         raw = await asker.ask(prompt_for(row), image, usage)
     except BudgetExhausted as exc:

@@ -210,3 +210,33 @@ def test_a_key_echoed_by_the_endpoint_is_in_no_file(tmp_path):
         if f.is_file():
             assert SECRET.encode() not in f.read_bytes(), f"the key leaked into {f}"
     assert SECRET not in res.stdout + res.stderr
+
+
+def test_hostile_replies_and_rows_in_eval_are_each_accounted_for(tmp_path):
+    """A reply holding a lone surrogate, a row with 30 options, an answer index outside the options: each item ends
+    in the predictions or the failures with one line, never an IndexError, a lost item or a traceback."""
+    src = tmp_path / "rows.jsonl"
+    rows = [
+        {"id": "ok", "image": "skimage:coffee", "question": "Which?", "answer": "1", "choices": ["a", "b"]},
+        {
+            "id": "thirty",
+            "image": "skimage:coffee",
+            "question": "Which?",
+            "answer": "1",
+            "choices": [f"o{i}" for i in range(30)],
+        },
+        {"id": "outside", "image": "skimage:coffee", "question": "Which?", "answer": "7", "choices": ["a", "b"]},
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "ev"
+    with FakeOpenAI(replier=lambda body: ("B \ud800", "stop")) as server:
+        res = cli("eval", src, "--out", out, "--model", "m", "--base-url", server.url, "--levels", "0.5")
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    preds = [json.loads(line) for f in (out / "predictions").glob("*.jsonl") for line in f.open()]
+    fails = [json.loads(line) for line in (out / "failures.jsonl").open()]
+    assert sorted(p["id"] for p in preds) == ["ok", "ok"]  # clean and the one level
+    assert sorted(f["id"] for f in fails) == ["outside", "outside", "thirty", "thirty"]
+    reasons = " ".join(f["reason"] for f in fails)
+    assert "30 options: at most 26" in reasons and "answer index 7 is outside the 2 options" in reasons
+    assert all(p["correct"] for p in preds)  # "B" chose option 1 although the reply held a lone surrogate
