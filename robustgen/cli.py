@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -321,6 +321,12 @@ def preview(
     out.print(f"wrote {out_file} ({sheet.shape[1]}x{sheet.shape[0]})")
 
 
+def _settings_error(exc: ValidationError, name: Callable[[tuple], str]) -> RobustgenError:
+    """A config that does not validate, as one line: the setting (``name`` of its location), its value, why."""
+    err = exc.errors()[0]
+    return RobustgenError(f"{name(err['loc'])} {err.get('input')!r}: {err['msg']}")
+
+
 @app.command()
 def synth(
     out_dir: Annotated[str, typer.Option("--out", help="output folder (or file:// / other pyarrow URI)")],
@@ -441,9 +447,7 @@ def synth(
                 executor=executor,
             )
         except ValidationError as exc:  # e.g. --executor foo, --task bar: the option and what it accepts
-            err0 = exc.errors()[0]
-            option = "--" + "-".join(str(p) for p in err0["loc"]).replace("_", "-")
-            raise RobustgenError(f"{option} {err0.get('input')!r}: {err0['msg']}") from None
+            raise _settings_error(exc, lambda loc: "--" + "-".join(map(str, loc)).replace("_", "-")) from None
         if dry_run:
             from robustgen.pipelines.estimate import dry_run as estimate
 
@@ -798,9 +802,7 @@ def eval_cmd(
                 **settings,
             )
         except ValidationError as exc:
-            err0 = exc.errors()[0]
-            where = ".".join(str(p) for p in err0["loc"])
-            raise RobustgenError(f"eval setting {where} {err0.get('input')!r}: {err0['msg']}") from None
+            raise _settings_error(exc, lambda loc: "eval setting " + ".".join(map(str, loc))) from None
         summary = run_eval(cfg)
         report = write_report(out_dir, seed)
     accs = ", ".join(

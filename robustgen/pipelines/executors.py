@@ -28,12 +28,12 @@ from robustgen.pipelines.scan import ChunkQueue
 from robustgen.pipelines.stages import (
     AnnotateActor,
     JobSpec,
-    _run_async,
     chunk_task,
     claim,
     degrade_payload,
     degrade_task,
     lane_task,
+    run_async,
     run_chunk,
 )
 
@@ -63,7 +63,7 @@ class InProcess:
 
     def run(self, queue: ChunkQueue, on_rows: OnRows) -> None:
         if self.teacher.pooled:
-            _run_async(self._pooled(queue, on_rows))
+            run_async(self._pooled(queue, on_rows))
         else:
             driver_lane(self.spec, self.teacher, queue, on_rows)
 

@@ -19,7 +19,6 @@ from pydantic import BaseModel, Field, ValidationError
 from robustgen.annotate.base import Teacher
 from robustgen.annotate.registry import make_teacher
 from robustgen.degrade.recipes import Recipe
-from robustgen.errors import row_reason, stops_the_run
 from robustgen.pipelines import process
 from robustgen.pipelines.config import with_judge
 from robustgen.pipelines.output import WORK_DIR, Output
@@ -101,8 +100,8 @@ def _degrade(
         if isinstance(row, Failure):
             results.append(row)
             continue
-        try:
-            sample = process.degrade_row(
+        results.append(  # degrade_row turns whatever a row raises into its failure
+            process.degrade_row(
                 row,
                 rec,
                 spec.seed,
@@ -113,11 +112,7 @@ def _degrade(
                 with_ssim=spec.ssim,
                 stored_pixels=stored_pixels,
             )
-        except BaseException as exc:  # degrade_row fails its row itself; this is the last line of defence
-            if stops_the_run(exc):
-                raise
-            sample = process.fail(row, "internal", row_reason(exc))
-        results.append(sample)
+        )
     return results
 
 
@@ -143,7 +138,7 @@ def claim(out: Output, rel: str) -> bool:
 _LOOPS = threading.local()
 
 
-def _run_async(work: Any) -> Any:
+def run_async(work: Any) -> Any:
     """Run a coroutine on this thread's own event loop, made once and kept: a new loop per batch
     (``asyncio.run``) cost 0.25 ms a row, and a teacher's loop-bound objects (locks, clients) stay valid."""
     runner = getattr(_LOOPS, "runner", None)
@@ -170,7 +165,7 @@ def run_chunk(
     for i in range(0, len(rows), spec.batch_size):
         degraded = _degrade(spec, rows[i : i + spec.batch_size], stored_pixels=teacher.wants_images)
         todo = [d for d in degraded if not isinstance(d, Failure)]
-        annotated = iter(_run_async(process.annotate_all(teacher, todo, band, out, gate)) if todo else [])
+        annotated = iter(run_async(process.annotate_all(teacher, todo, band, out, gate)) if todo else [])
         results = [d if isinstance(d, Failure) else next(annotated) for d in degraded]
         written = process.write_shard(out, results)
         if on_batch:

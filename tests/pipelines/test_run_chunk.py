@@ -72,8 +72,8 @@ def test_each_worker_thread_has_its_own_loop(tmp_path):
 
     def work(rel: str) -> None:
         run_chunk(spec, rel, teacher=TemplateTeacher())
-        loops.append(stages._run_async(which()))
-        loops.append(stages._run_async(which()))
+        loops.append(stages.run_async(which()))
+        loops.append(stages.run_async(which()))
 
     threads = [threading.Thread(target=work, args=(rel,)) for rel in chunks[:1] * 2]
     for t in threads:
