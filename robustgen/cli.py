@@ -393,6 +393,7 @@ def synth(
         str | None, typer.Option("--judge", help="score accepted chains with this model (off by default)")
     ] = None,
     judge_base_url: Annotated[str | None, typer.Option(help="the judge's endpoint")] = None,
+    judge_api_key_env: Annotated[str | None, typer.Option(help="the variable holding the judge's key")] = None,
     judge_set: Annotated[
         list[str] | None, typer.Option("--judge-set", help="one judge setting, key=value; repeatable")
     ] = None,
@@ -420,7 +421,7 @@ def synth(
         }
         settings = {**parse_sets(teacher_set or []), **{k: v for k, v in shortcuts.items() if v is not None}}
         tc = load_teacher_config(teacher, teacher_config, settings)
-        judge_cfg = _judge_settings(judge, judge_base_url, judge_set)
+        judge_cfg = _judge_settings(judge, judge_base_url, judge_api_key_env, judge_set)
         try:
             cfg = SynthConfig(
                 out=out_dir,
@@ -496,7 +497,9 @@ def _after_synth(summary, out_dir: str, license: str | None, export_to: str | No
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
-def _judge_settings(model: str | None, base_url: str | None, sets: list[str] | None) -> dict | None:
+def _judge_settings(
+    model: str | None, base_url: str | None, api_key_env: str | None, sets: list[str] | None
+) -> dict | None:
     """The judge's validated settings, or None when no judge was asked for; one-line errors naming the key."""
     from pydantic import ValidationError
 
@@ -504,12 +507,10 @@ def _judge_settings(model: str | None, base_url: str | None, sets: list[str] | N
     from robustgen.annotate.registry import parse_sets
 
     settings = parse_sets(sets or [], "--judge-set")
-    if model is None and not settings and base_url is None:
+    shortcuts = {"model": model, "base_url": base_url, "api_key_env": api_key_env}
+    if not settings and all(v is None for v in shortcuts.values()):
         return None
-    if model is not None:
-        settings["model"] = model
-    if base_url is not None:
-        settings["base_url"] = base_url
+    settings |= {k: v for k, v in shortcuts.items() if v is not None}
     try:
         return JudgeConfig.model_validate(settings).model_dump(mode="json")
     except ValidationError as exc:

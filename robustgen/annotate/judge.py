@@ -1,8 +1,8 @@
 """The optional judge (``synth --judge MODEL``): a second OpenAI-compatible model scores every chain that passed
 validation and the quality gate for faithfulness to the applied degradations and to the question, with a fixed
 rubric. A score under the threshold sends the chain back to the teacher with the judge's critique (at most
-``max_rejudge`` times); a chain still under it is a failure (stage ``judge``). The judge uses the teacher's
-machinery: the same structured-output probe, transport (retries, rate limits), response cache and cost cap."""
+``max_rejudge`` times); a chain still under it is a failure (stage ``judge``). The judge asks through
+the same endpoint client as the teacher and eval (``annotate.endpoint``): probe, cache, budget, deadline."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
-from robustgen.annotate.client import EndpointConfig, StructuredClient
+from robustgen.annotate.endpoint import Endpoint, EndpointConfig
 from robustgen.annotate.gate import gate_chain
 from robustgen.annotate.prompts import describe_degradations, describe_question
 from robustgen.annotate.transport import BudgetExhausted, TransportError
 from robustgen.annotate.wording import answer_phrase
 from robustgen.schemas import ReasoningChain, TeacherResult, Usage
+from robustgen.schemas.redaction import public_url
 from robustgen.schemas.teacher import JudgeVerdict
 
 JUDGE_VERSION = "judge-1"
@@ -55,11 +56,9 @@ class Judge:
 
     def __init__(self, config: JudgeConfig, *, cache_dir: str | None = None, seed: int = 0) -> None:
         self.config = c = config
-        self.client = StructuredClient.from_settings(c, cache_dir=cache_dir, seed=seed, who="the judge")
+        self.endpoint = Endpoint(c, model=c.model, who="the judge", cache_dir=cache_dir, seed=seed)
 
     def info(self) -> dict[str, Any]:
-        from robustgen.annotate.openai_teacher import public_url
-
         data = self.config.model_dump(mode="json")
         data["base_url"] = public_url(self.config.base_url)
         return {"version": JUDGE_VERSION, **data}
@@ -80,7 +79,7 @@ class Judge:
         messages = [{"role": "system", "content": RUBRIC}, {"role": "user", "content": task}]
         try:
             for _ in range(3):  # a malformed verdict is asked again, twice at most
-                body, problems = await self.client.ask(
+                body, problems = await self.endpoint.ask(
                     messages,
                     [],
                     "verdict",
@@ -132,7 +131,7 @@ class JudgedTeacher(Teacher):
 
     def preflight(self) -> None:
         self.inner.preflight()
-        self.judge.client.preflight()
+        self.judge.endpoint.preflight()
 
     def fingerprint(self) -> dict[str, Any]:
         return {**self.inner.fingerprint(), "judge": self.judge.fingerprint()}
@@ -154,7 +153,7 @@ class JudgedTeacher(Teacher):
     def run_usage(self) -> Usage:
         total = Usage()
         total.add(self.inner.run_usage())
-        total.add(self.judge.client.probe_usage)
+        total.add(self.judge.endpoint.probe_usage)
         return total
 
     async def annotate(self, item: TeacherInput) -> TeacherResult:

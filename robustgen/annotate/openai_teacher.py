@@ -1,28 +1,28 @@
 """The teacher that asks any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server).
 
-A structured client (``annotate.client``: probe once, cache, transport, JSON to model) plus two strategies that
-share one ask-until-valid loop: ``single`` (one call for the whole chain) and ``staged`` (the paper's chain:
-influence, reasoning, a length pass when needed, conclusion)."""
+The shared endpoint client (``annotate.endpoint``: probe once, cache, budget, deadline, JSON to model) plus two
+strategies that share one ask-until-valid loop: ``single`` (one call for the whole chain) and ``staged`` (the
+paper's chain: influence, reasoning, a length pass when needed, conclusion)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from robustgen.annotate import prompts
 from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
-from robustgen.annotate.client import EndpointConfig, StructuredClient, first_error
+from robustgen.annotate.endpoint import Endpoint, EndpointConfig, first_error
 from robustgen.annotate.gate import gate_part
 from robustgen.annotate.registry import register_teacher
 from robustgen.annotate.transport import BudgetExhausted, TransportError
 from robustgen.annotate.validate import _REFUSAL, check_chain, expected_types, word_count
 from robustgen.images import data_url
 from robustgen.schemas import ReasoningChain, TeacherInfo, TeacherResult, Usage
+from robustgen.schemas.redaction import public_url
 
 if TYPE_CHECKING:
     import openai
@@ -45,17 +45,6 @@ class OpenAITeacherConfig(EndpointConfig):
     cache_dir: str | None = Field(default=None, description="response cache folder; None = no cache")
 
 
-def public_url(url: str | None) -> str:
-    """The endpoint without user:password or query string (which may carry keys)."""
-    if not url:
-        return "https://api.openai.com/v1"
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
 @register_teacher
 class OpenAITeacher(Teacher):
     """Annotates samples through an OpenAI-compatible chat endpoint; see ``OpenAITeacherConfig``."""
@@ -76,13 +65,13 @@ class OpenAITeacher(Teacher):
     ) -> None:
         super().__init__(config, cache_dir=cache_dir, seed=seed)
         c = self.config
-        self.client = StructuredClient.from_settings(
-            c, cache_dir=c.cache_dir or cache_dir, seed=seed, client=client, who="the teacher"
+        self.endpoint = Endpoint(
+            c, model=c.model, who="the teacher", cache_dir=c.cache_dir or cache_dir, seed=seed, client=client
         )
 
     # ---- what the job asks of a teacher -----------------------------------------------------------
     def preflight(self) -> None:
-        self.client.preflight()
+        self.endpoint.preflight()
 
     def fingerprint(self) -> dict[str, Any]:
         fp = super().fingerprint()
@@ -103,7 +92,7 @@ class OpenAITeacher(Teacher):
         return self.config.concurrency
 
     def run_usage(self) -> Usage:
-        return self.client.probe_usage
+        return self.endpoint.probe_usage
 
     def estimate(self, items: Iterable[TeacherInput]) -> dict[str, str]:
         c = self.config
@@ -130,13 +119,13 @@ class OpenAITeacher(Teacher):
             model=self.config.model,
             endpoint=public_url(self.config.base_url),
             mode=self.config.mode,
-            structured_output=self.client.mode or "",
+            structured_output=self.endpoint.mode or "",
             prompt_version=prompts.PROMPT_VERSION,
         )
 
     @property
     def spent_usd(self) -> float:
-        return self.client.transport.meter.spent
+        return self.endpoint.spent_usd
 
     async def annotate(self, item: TeacherInput) -> TeacherResult:
         usage = Usage()
@@ -199,7 +188,7 @@ class OpenAITeacher(Teacher):
         """Ask, check, and re-ask with the problems until ``check`` passes or the shared re-ask ``budget`` (a
         one-element list, so the steps of one chain draw on one allowance) is spent."""
         while True:
-            body, problems = await self.client.ask(
+            body, problems = await self.endpoint.ask(
                 messages,
                 hashes,
                 name,

@@ -1,4 +1,7 @@
-"""Sending chat requests reliably: own retry loop (SDK retries off), rate limits, budget, redaction."""
+"""How requests reach an endpoint, apart from what they ask: a ``ChatRequest`` goes to a ``Sender`` and comes back
+as a ``Reply``. ``Transport`` is the online sender (own retry loop with the SDK's retries off, rate limits, a budget
+reserved before sending, a total deadline, redaction); another way of sending (OpenAI's Batch API) is one more
+``Sender``, and the teacher, the judge and eval do not change."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from robustgen.schemas import Usage
 from robustgen.schemas.redaction import add_secret, redact
@@ -42,6 +45,33 @@ class RetryPolicy:
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Exponential backoff with full jitter."""
         return rng.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion to send: the body (``model`` always named) and how hard to try."""
+
+    body: dict[str, Any]
+    estimated_tokens: int = 1000  # for the rate limiter's token bucket
+    policy: RetryPolicy | None = None  # None: the sender's own
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply as robustgen keeps it: the text redacted and capped (``keepable``), and why the model stopped."""
+
+    text: str
+    finish_reason: str | None = None
+
+
+class Sender(Protocol):
+    """A way of sending requests (online now; a batch sender later). Charges ``usage``; raises ``TransportError``
+    (``BudgetExhausted`` for the budget) when a request fails for good."""
+
+    async def send(self, request: ChatRequest, usage: Usage) -> Reply: ...
+
+    @property
+    def spent_usd(self) -> float: ...
 
 
 class RateLimiter:
@@ -204,6 +234,15 @@ class Transport:
 
     def redact(self, text: str) -> str:
         return redact(text)
+
+    @property
+    def spent_usd(self) -> float:
+        return self.meter.spent
+
+    async def send(self, request: ChatRequest, usage: Usage) -> Reply:
+        """``Sender.send``: the request sent online, its reply as robustgen keeps it."""
+        resp = await self.chat(request.body, usage, request.estimated_tokens, request.policy)
+        return Reply(*self.reply(resp))
 
     async def chat(
         self, body: dict[str, Any], usage: Usage, estimated_tokens: int = 1000, policy: RetryPolicy | None = None

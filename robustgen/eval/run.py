@@ -14,9 +14,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from robustgen.annotate.cache import ResponseCache, cache_key
-from robustgen.annotate.client import EndpointConfig, StructuredClient
-from robustgen.annotate.transport import BudgetExhausted, TransportError, keepable
+from robustgen.annotate.endpoint import Endpoint, EndpointConfig
+from robustgen.annotate.transport import BudgetExhausted, TransportError
 from robustgen.errors import RobustgenError
 from robustgen.eval.extract import LETTERS, extract_choice, judge_open
 from robustgen.images import data_url
@@ -25,6 +24,7 @@ from robustgen.pipelines.output import Output
 from robustgen.pipelines.process import load_row_image
 from robustgen.pipelines.sources import read_source
 from robustgen.schemas import Failure, SourceRow, Usage
+from robustgen.schemas.redaction import public_url
 
 PROMPT_VERSION = "eval-1"
 CLEAN = "clean"
@@ -51,7 +51,6 @@ class EvalConfig(EndpointConfig):
 
     def fingerprint(self) -> dict[str, Any]:
         """What changes the predictions (not speed, spending or where the output goes)."""
-        from robustgen.annotate.openai_teacher import public_url
         from robustgen.degrade.recipes import Recipe
 
         return {
@@ -176,16 +175,12 @@ class Predictions:
 
 
 class Asker:
-    """Questions to the VLM: one transport (retries, limits, cost cap), a response cache."""
+    """Questions to the VLM through the shared endpoint client (budget, deadline, redaction), cached in the run."""
 
     def __init__(self, cfg: EvalConfig, cache_dir: Path) -> None:
-        # the teacher's endpoint client: key from the environment (registered for redaction), retries, limits,
-        # cost cap; eval asks plain questions, so only its transport is used, with a cache of its own
-        client = StructuredClient.from_settings(cfg, cache_dir=None, seed=cfg.seed, who="eval")
-        client.preflight()
         self.cfg = cfg
-        self.transport = client.transport
-        self.cache = ResponseCache(cache_dir)
+        self.endpoint = Endpoint(cfg, model=cfg.model, who="eval", cache_dir=str(cache_dir), seed=cfg.seed)
+        self.endpoint.preflight()
 
     async def extract(self, row: SourceRow, raw: str, usage: Usage) -> int | None:
         """The option a free-form reply chooses, read by the extraction model (VLMEvalKit's judge step)."""
@@ -199,34 +194,13 @@ class Asker:
         return extract_choice(reply, row.choices)
 
     async def ask(self, text: str, image: np.ndarray | None, usage: Usage, model: str | None = None) -> str:
-        content: Any = text
-        image_hash = ""
+        pair = None
         if image is not None and self.cfg.images:
-            url, image_hash = await asyncio.to_thread(data_url, image, self.cfg.max_image_side)
-            content = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}]
-        model = model or self.cfg.model  # always named: a server with several models must not pick its default
-        key = cache_key(
-            {
-                "v": PROMPT_VERSION,
-                "model": model,
-                "text": text,
-                "image": image_hash,
-                "max": self.cfg.max_tokens,
-            }
+            pair = await asyncio.to_thread(data_url, image, self.cfg.max_image_side)
+        reply = await self.endpoint.ask_text(
+            text, usage, images=pair, model=model, max_tokens=self.cfg.max_tokens, tag=PROMPT_VERSION
         )
-        if (hit := self.cache.get(key)) is not None:
-            usage.cache_hits += 1
-            return keepable(str(hit["content"]))  # a cache from before redaction too
-        body = {
-            "model": model,
-            "messages": [{"role": "user", "content": content}],
-            "temperature": 0.0,
-            "max_tokens": self.cfg.max_tokens,
-        }
-        resp = await self.transport.chat(body, usage, estimated_tokens=self.cfg.max_tokens + 800)
-        answer, _ = self.transport.reply(resp)  # redacted and capped, like every stored reply
-        self.cache.put(key, {"content": answer})
-        return answer
+        return reply.text
 
 
 def _levels(cfg: EvalConfig) -> list[str]:
@@ -294,7 +268,8 @@ async def _run(cfg, recipe, names, asker: Asker, preds: Predictions, on_item) ->
             for name, (img, plan) in zip(names[1:], levels, strict=False):
                 images[name] = (img, [d.model_dump(mode="json") for d in plan.degradations])
             jobs = [_one(cfg, asker, preds, row, rid, n, *images[n], usage, failures) for n in pending]
-            counts["asked"] += sum(await asyncio.gather(*jobs))
+            asked = sum(await asyncio.gather(*jobs))  # awaited first: `counts[k] += await ...` loses updates
+            counts["asked"] += asked
         finally:
             window.release()
             if on_item:
@@ -352,6 +327,9 @@ async def _one(
         return 0
     try:
         raw = await asker.ask(prompt_for(row), image, usage)
+        idx = extract_choice(raw, row.choices) if row.choices else None
+        if row.choices and idx is None and cfg.extract_model:
+            idx = await asker.extract(row, raw, usage)
     except BudgetExhausted as exc:
         failures.append({"id": rid, "level": level, "reason": f"budget: {exc}"})
         return 0
@@ -359,16 +337,6 @@ async def _one(
         failures.append({"id": rid, "level": level, "reason": f"request failed: {exc}"})
         return 0
     if row.choices:
-        idx = extract_choice(raw, row.choices)
-        if idx is None and cfg.extract_model:
-            try:
-                idx = await asker.extract(row, raw, usage)
-            except BudgetExhausted as exc:
-                failures.append({"id": rid, "level": level, "reason": f"budget: {exc}"})
-                return 0
-            except TransportError as exc:
-                failures.append({"id": rid, "level": level, "reason": f"extraction failed: {exc}"})
-                return 0
         extracted = LETTERS[idx] if idx is not None else None
         correct = idx is not None and row.answer is not None and str(idx) == row.answer.strip()
         answer = LETTERS[int(row.answer)] if row.answer and row.answer.strip().isdigit() else row.answer

@@ -93,7 +93,7 @@ def versions() -> dict[str, str]:
 
 def _public(text: str) -> str:
     """``text`` with credentials stripped from every URL in it and secrets redacted."""
-    from robustgen.annotate.openai_teacher import public_url
+    from robustgen.schemas.redaction import public_url
 
     return redact(re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s]+", lambda m: public_url(m.group()), text))
 

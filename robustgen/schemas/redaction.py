@@ -1,11 +1,12 @@
 """Redaction, the one filter between a secret and anything written or shown: failure reasons, console lines,
-the manifest's command and failure counts. A process registers the secrets it reads (a teacher's key, a
-password inside an endpoint URL); ``redact`` then hides them and any URL credentials, wherever they appear."""
+the manifest's command and failure counts, every reply text kept. A process registers the secrets it reads (a
+teacher's key, a password inside an endpoint URL); ``redact`` then hides them and any URL credentials, wherever
+they appear; ``public_url`` is an endpoint as it may be shown."""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 _SECRETS: set[str] = set()
 _MIN_LEN = 4  # shorter values would blank out ordinary words
@@ -43,3 +44,15 @@ def redact(text: str) -> str:
             text = text.replace(secret, "***")
     text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
     return _SECRET_QUERY.sub(r"\g<name>***", text)
+
+
+def public_url(url: str | None) -> str:
+    """An endpoint URL as robustgen shows and records it: without user:password or query string (which may carry
+    keys); None is the public OpenAI endpoint."""
+    if not url:
+        return "https://api.openai.com/v1"
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))

@@ -18,7 +18,7 @@ from robustgen.annotate.base import TeacherFailure, TeacherInput
 from robustgen.annotate.openai_teacher import OpenAITeacher, OpenAITeacherConfig
 
 from ..helpers import fake_teacher_args, free_port, robustgen_cmd
-from .fake_openai import FakeOpenAI, Fault
+from .fake_openai import FakeOpenAI, Fault, good_reply
 
 SECRET = "sk-limits-SECRET-5566778899"
 
@@ -240,3 +240,55 @@ def test_hostile_replies_and_rows_in_eval_are_each_accounted_for(tmp_path):
     reasons = " ".join(f["reason"] for f in fails)
     assert "30 options: at most 26" in reasons and "answer index 7 is outside the 2 options" in reasons
     assert all(p["correct"] for p in preds)  # "B" chose option 1 although the reply held a lone surrogate
+
+
+def test_replies_that_are_not_text_are_handled_predictions_and_every_answer_is_counted(tmp_path):
+    """Content that is an object, a number, null or a list is a reply holding no text: a wrong prediction, never a
+    traceback; the summary counts every answer asked (4 items x 3 levels), not the ones that raced."""
+    src = _rows(tmp_path, 4)
+    odd = {0: {"a": 1}, 1: 7, 2: None, 3: ["B"]}
+
+    def replier(body):
+        text = json.dumps(body["messages"])
+        return next(v for i, v in odd.items() if f"#{i}?" in text), "stop"
+
+    out = tmp_path / "ev"
+    with FakeOpenAI(replier=replier) as server:
+        res = cli(
+            "eval", src, "--out", out, "--model", "m", "--base-url", server.url, "--levels", "0.3,0.6",
+            "--api-key-env", "ROBUSTGEN_TEST_KEY", "--concurrency", "8",
+        )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    assert "4 items, 12 answers asked" in res.stdout
+    preds = [json.loads(line) for f in (out / "predictions").glob("*.jsonl") for line in f.open()]
+    assert len(preds) == 12 and not any(p["correct"] for p in preds)
+    assert {p["prediction"] for p in preds} == {""} and {p["extracted"] for p in preds} == {None}
+
+
+def test_another_sender_serves_the_teacher_without_touching_it(item):
+    """The request layer is apart from how requests are sent: a sender that answers from a table (as a batch
+    sender would, from a finished batch) serves the teacher through the same Endpoint, with the model named."""
+    from robustgen.annotate.endpoint import Endpoint
+    from robustgen.annotate.transport import ChatRequest, Reply
+
+    class TableSender:
+        def __init__(self) -> None:
+            self.seen: list[ChatRequest] = []
+
+        @property
+        def spent_usd(self) -> float:
+            return 0.0
+
+        async def send(self, request: ChatRequest, usage) -> Reply:
+            self.seen.append(request)
+            usage.requests += 1
+            return Reply(*good_reply(request.body))
+
+    teacher = _teacher("http://127.0.0.1:9/v1")
+    sender = TableSender()
+    teacher.endpoint = Endpoint(teacher.config, model="fake", who="the teacher", sender=sender)
+    res = asyncio.run(teacher.annotate(item))
+    assert res.chain.answer == "1" and res.usage.requests == 1
+    assert [r.body["model"] for r in sender.seen] == ["fake"]
+    assert sender.seen[0].body["response_format"]["type"] == "json_schema"

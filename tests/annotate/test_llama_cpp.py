@@ -126,7 +126,7 @@ def test_real_llm_probe_validate_reask_and_cache(llama_server, tmp_path):
     first = asyncio.run(_run_all(teacher, items))
     elapsed = time.monotonic() - t0
     # llama.cpp rejects json_schema (HTTP 500) but constrains decoding with json_object + schema
-    assert teacher.client.mode == "json_object"
+    assert teacher.endpoint.mode == "json_object"
     usages = [r.usage for r in first]
     requests = sum(u.requests for u in usages)
     reasks = sum(u.reasks for u in usages)

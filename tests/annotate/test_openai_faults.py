@@ -154,13 +154,13 @@ def test_structured_output_probe_walks_the_ladder(item, rejects, expected, tmp_p
     with FakeOpenAI(reject_formats=rejects) as fake:
         t = teacher(fake.url, tmp_path, structured_output="auto")
         res = run(t.annotate(item))
-        assert t.client.mode == expected and res.teacher.structured_output == expected
+        assert t.endpoint.mode == expected and res.teacher.structured_output == expected
         last = fake.requests[-1]
         assert (last.get("response_format") or {}).get("type") == (None if expected == "prompt" else expected)
         # the probe is remembered: a second teacher on the same cache does not probe again
         n = len(fake.requests)
         t2 = teacher(fake.url, tmp_path, structured_output="auto")
-        assert run(t2.client.structured_mode()) == expected and len(fake.requests) == n
+        assert run(t2.endpoint.structured_mode()) == expected and len(fake.requests) == n
 
 
 def test_concurrent_samples_probe_the_endpoint_exactly_once(item):
@@ -180,7 +180,7 @@ def test_concurrent_samples_probe_the_endpoint_exactly_once(item):
         kinds = [p["response_format"]["type"] for p in probes]
         assert kinds == ["json_schema", "json_schema", "json_object"]
         assert len(probes) == 3 and all(r.teacher.structured_output == "json_object" for r in results)
-        assert t.client.transport.policy.max_retries == 4  # the configured policy, untouched by the probe
+        assert t.endpoint.sender.policy.max_retries == 4  # the configured policy, untouched by the probe
         assert t.run_usage().requests == 3 and t.run_usage().total_tokens > 0
         # samples are not charged for the probe (a transport retry under load is their own)
         assert sum(r.usage.requests - r.usage.retries for r in results) == 8

@@ -28,7 +28,7 @@ def records(out: Path) -> list[dict]:
 
 
 def judge_args(url: str, *extra: str) -> list[str]:
-    return ["--judge", "fake-judge", "--judge-base-url", url, "--judge-set", "api_key_env=ROBUSTGEN_TEST_KEY", *extra]
+    return ["--judge", "fake-judge", "--judge-base-url", url, "--judge-api-key-env", "ROBUSTGEN_TEST_KEY", *extra]
 
 
 def _judged(body: dict) -> bool:

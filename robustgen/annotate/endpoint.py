@@ -1,5 +1,7 @@
-"""A structured-output client for OpenAI-compatible endpoints: probe once per run, cache, transport, JSON to a
-pydantic model. Shared by every strategy of the openai teacher (and anything else that asks an endpoint)."""
+"""The one endpoint client: every call robustgen makes to an OpenAI-compatible model (the openai teacher, the
+judge, ``robustgen eval``) goes through an ``Endpoint``: its settings (``EndpointConfig``), the pre-flight check, the
+structured-output probe, the response cache, and a ``Sender`` that sends (``Transport``, online). What is asked is
+built here; how it is sent is the sender's business."""
 
 from __future__ import annotations
 
@@ -16,10 +18,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustgen.annotate import prompts
 from robustgen.annotate.cache import ResponseCache, cache_key
-from robustgen.annotate.transport import CostMeter, RateLimiter, RetryPolicy, Transport, TransportError, keepable
+from robustgen.annotate.transport import (
+    ChatRequest,
+    CostMeter,
+    RateLimiter,
+    Reply,
+    RetryPolicy,
+    Sender,
+    Transport,
+    TransportError,
+    keepable,
+)
 from robustgen.errors import RobustgenError
 from robustgen.schemas import Usage
-from robustgen.schemas.redaction import add_secret, add_url_secrets, redact
+from robustgen.schemas.redaction import add_secret, add_url_secrets, public_url, redact
 
 if TYPE_CHECKING:
     import openai
@@ -99,75 +111,58 @@ def response_format(mode: StructuredMode, name: str, schema: dict) -> dict | Non
     return None
 
 
-class StructuredClient:
-    """Asks one model on one endpoint for JSON that validates against a pydantic model.
+class Endpoint:
+    """One model on one endpoint, asked for JSON that validates against a pydantic model (``ask``) or for plain
+    text (``ask_text``). ``who`` names the caller in every error ("the teacher", "the judge", "eval").
 
-    The structured-output mode is probed once per client (behind a lock, whatever the concurrency: ``json_schema``,
-    then ``json_object`` with a schema, then plain JSON in the prompt) and remembered in the cache; the probe's
-    tokens are counted in ``probe_usage``. Replies are cached by their full request."""
+    The structured-output mode is probed once (behind a lock, whatever the concurrency: ``json_schema``, then
+    ``json_object`` with a schema, then plain JSON in the prompt) and remembered in the cache; the probe's tokens
+    are counted in ``probe_usage``. Replies are cached by their full request."""
 
     def __init__(
         self,
+        config: EndpointConfig,
         *,
-        base_url: str | None,
         model: str,
-        api_key_env: str,
-        structured_output: str,
-        policy: RetryPolicy,
-        limiter: RateLimiter,
-        meter: CostMeter,
-        concurrency: int,
+        who: str,
         cache_dir: str | None = None,
         seed: int = 0,
         client: openai.AsyncOpenAI | None = None,
-        who: str = "the openai teacher",
+        sender: Sender | None = None,
     ) -> None:
-        key = os.environ.get(api_key_env, "")
+        c = config
+        key = os.environ.get(c.api_key_env, "")
         add_secret(key)  # from here on, nothing this process writes or prints shows it
-        add_url_secrets(base_url)
-        self.base_url, self.model, self.api_key_env, self.who = base_url, model, api_key_env, who
-        if client is None:
-            import openai  # here, not at import: the registry loads this teacher on every run, whichever runs
+        add_url_secrets(c.base_url)
+        self.base_url, self.model, self.api_key_env, self.who = c.base_url, model, c.api_key_env, who
+        self.policy = RetryPolicy(c.max_retries, c.backoff_s, 30.0, c.timeout_s, c.max_retry_after_s)
+        if sender is None:
+            if client is None:
+                import openai  # here, not at import: the registry loads the teacher on every run, whichever runs
 
-            client = openai.AsyncOpenAI(
-                api_key=key or NO_KEY, base_url=base_url, max_retries=0, timeout=policy.timeout_s
+                client = openai.AsyncOpenAI(
+                    api_key=key or NO_KEY, base_url=c.base_url, max_retries=0, timeout=c.timeout_s
+                )
+            sender = Transport(
+                client,
+                self.policy,
+                RateLimiter(c.rpm, c.tpm),
+                CostMeter(c.price_in, c.price_out, c.max_cost),
+                concurrency=c.concurrency,
+                secret=key or None,
+                seed=seed,
             )
-        self.client = client
-        self.transport = Transport(
-            self.client, policy, limiter, meter, concurrency=concurrency, secret=key or None, seed=seed
-        )
+        self.sender = sender
         self.cache = ResponseCache(cache_dir) if cache_dir else None
-        self.mode: StructuredMode | None = None if structured_output == "auto" else structured_output  # type: ignore[assignment]
+        self.mode: StructuredMode | None = None if c.structured_output == "auto" else c.structured_output  # type: ignore[assignment]
         self.probe_usage = Usage()
         self._checked = False  # preflight found the endpoint alive
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
 
-    @classmethod
-    def from_settings(
-        cls,
-        c: EndpointConfig,
-        *,
-        cache_dir: str | None,
-        seed: int,
-        client: openai.AsyncOpenAI | None = None,
-        who: str = "the openai teacher",
-    ) -> StructuredClient:
-        """A client from an endpoint config (the openai teacher's, the judge's, eval's) and its ``model``."""
-        return cls(
-            base_url=c.base_url,
-            model=c.model,  # type: ignore[attr-defined]  (every caller's config names its model)
-            api_key_env=c.api_key_env,
-            structured_output=c.structured_output,
-            policy=RetryPolicy(c.max_retries, c.backoff_s, 30.0, c.timeout_s, c.max_retry_after_s),
-            limiter=RateLimiter(c.rpm, c.tpm),
-            meter=CostMeter(c.price_in, c.price_out, c.max_cost),
-            concurrency=c.concurrency,
-            cache_dir=cache_dir,
-            seed=seed,
-            client=client,
-            who=who,
-        )
+    @property
+    def spent_usd(self) -> float:
+        return self.sender.spent_usd
 
     def preflight(self) -> None:
         """``RobustgenError`` (one line, naming the URL or the variable) when no request could succeed, found in
@@ -185,7 +180,7 @@ class StructuredClient:
             return
         self._checked = True
         status = _ping_models(self.base_url, key or NO_KEY)
-        where = _public(self.base_url)
+        where = public_url(self.base_url)
         if isinstance(status, str):
             raise RobustgenError(f"{self.who}: nothing answers at {where} ({status}); is the server running?")
         if status == 401:
@@ -208,13 +203,11 @@ class StructuredClient:
         return self.mode
 
     async def _probe(self) -> StructuredMode:
-        from robustgen.annotate.openai_teacher import public_url
-
         memo_key = cache_key({"probe": public_url(self.base_url), "model": self.model, "v": 1})
         if self.cache is not None and (hit := self.cache.get(memo_key)):
             return hit["mode"]
         found: StructuredMode = "prompt"
-        base = self.transport.policy
+        base = self.policy
         quick = RetryPolicy(1, base.base_delay_s, base.max_delay_s, base.timeout_s, base.max_retry_after_s)
         for mode in LADDER[:-1]:
             body = {
@@ -225,8 +218,8 @@ class StructuredClient:
                 "response_format": response_format(mode, "probe", _PROBE_SCHEMA),
             }
             try:
-                resp = await self.transport.chat(body, self.probe_usage, estimated_tokens=64, policy=quick)
-                parse_json_reply(Transport.reply(resp)[0])
+                reply = await self.sender.send(ChatRequest(body, 64, quick), self.probe_usage)
+                parse_json_reply(reply.text)
             except (TransportError, ValueError):
                 continue
             found = mode
@@ -293,12 +286,46 @@ class StructuredClient:
             if not fresh and (hit := self.cache.get(key)) is not None:
                 usage.cache_hits += 1
                 return keepable(str(hit["content"])), hit.get("finish_reason")  # a cache from before redaction too
-        resp = await self.transport.chat(body, usage, estimated_tokens=body["max_tokens"] + 800)
-        content, finish = Transport.reply(resp)  # redacted and capped before anything keeps it
+        reply = await self.sender.send(ChatRequest(body, body["max_tokens"] + 800), usage)  # redacted and capped
         if self.cache is not None and key:
             # cut-off replies too: the re-ask answers them, and a resume replays the same conversation for free
-            self.cache.put(key, {"content": content, "finish_reason": finish})
-        return content, finish
+            self.cache.put(key, {"content": reply.text, "finish_reason": reply.finish_reason})
+        return reply.text, reply.finish_reason
+
+    async def ask_text(
+        self,
+        text: str,
+        usage: Usage,
+        *,
+        images: tuple[str, str] | None = None,
+        model: str | None = None,
+        max_tokens: int,
+        tag: str,
+    ) -> Reply:
+        """A plain question (``images``: the data URL and sha256 of one image sent before it), answered at
+        temperature 0 by ``model`` (this endpoint's own by default: always named, so that a server holding several
+        models never picks its default). Cached under ``tag`` (the caller's prompt version) when a cache is set."""
+        model = model or self.model
+        content: Any = text
+        if images is not None:
+            content = [{"type": "image_url", "image_url": {"url": images[0]}}, {"type": "text", "text": text}]
+        key = None
+        if self.cache is not None:
+            material = {"v": tag, "model": model, "text": text, "image": images[1] if images else "", "max": max_tokens}
+            key = cache_key(material)
+            if (hit := self.cache.get(key)) is not None:
+                usage.cache_hits += 1
+                return Reply(keepable(str(hit["content"])), hit.get("finish_reason"))  # a cache from before redaction
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": content}],
+            "temperature": 0.0,
+            "max_tokens": max_tokens,
+        }
+        reply = await self.sender.send(ChatRequest(body, max_tokens + 800), usage)
+        if self.cache is not None and key:
+            self.cache.put(key, {"content": reply.text, "finish_reason": reply.finish_reason})
+        return reply
 
 
 def _without_images(messages: list[dict]) -> list[dict]:
@@ -336,9 +363,3 @@ def _ping_models(base_url: str, key: str) -> int | str:
         if isinstance(why, TimeoutError):
             return 200
         return redact(" ".join(str(why).split())[:120]) or type(exc).__name__
-
-
-def _public(url: str) -> str:
-    from robustgen.annotate.openai_teacher import public_url
-
-    return public_url(url)
