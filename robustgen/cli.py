@@ -408,6 +408,9 @@ def synth(
     from robustgen.pipelines.job import synth as run_synth
 
     with user_errors():
+        from robustgen.pipelines.card import check_license
+
+        check_license(license)  # a licence the card would refuse is refused before any work
         rec = Recipe.load(recipe) if recipe is not None else Recipe()
         shortcuts = {
             "base_url": base_url,
@@ -585,10 +588,6 @@ def card_cmd(
     out.print(f"wrote {path} and {path.parent / 'metadata.jsonl'}")
 
 
-#: what a pushed dataset holds: the records, images, card and provenance; never the work folder or exports
-PUSH_PATTERNS = ["README.md", "metadata.jsonl", "manifest.json", "failures.jsonl", "data/**", "images/**", "clean/**"]
-
-
 @app.command("push")
 def push_cmd(
     dataset: Annotated[Path, typer.Argument(help="a folder written by `robustgen synth`")],
@@ -598,7 +597,7 @@ def push_cmd(
 ) -> None:
     """Upload a dataset (records, images, card; never .work/ or exports/) to the Hugging Face hub."""
     from robustgen.pipelines.card import write_card
-    from robustgen.pipelines.dataset import validate_dataset
+    from robustgen.pipelines.dataset import Dataset, validate_dataset
 
     with user_errors():
         problems = validate_dataset(dataset)
@@ -608,14 +607,13 @@ def push_cmd(
             write_card(dataset)
         try:
             from huggingface_hub import CommitOperationAdd, HfApi
-            from huggingface_hub.utils import filter_repo_objects
         except ImportError as exc:
             raise RobustgenError(f"push needs huggingface_hub (pip install huggingface_hub): {exc}") from None
-        files = sorted(p.relative_to(dataset).as_posix() for p in dataset.rglob("*") if p.is_file())
-        plan = [
-            CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(dataset / rel))
-            for rel in filter_repo_objects(files, allow_patterns=PUSH_PATTERNS)
-        ]
+        try:
+            files = Dataset.open(dataset).files()  # exactly what validate knows: no dotfile, no link, no work folder
+        except ValueError as exc:
+            raise RobustgenError(f"{dataset}: refusing to push: {exc}") from None
+        plan = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(dataset / rel)) for rel in files]
         api = HfApi(token=os.environ.get(token_env) or None)
         try:
             api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
@@ -758,6 +756,14 @@ def eval_cmd(
     extract_model: Annotated[
         str | None, typer.Option(help="a model that reads the option out of replies the rules cannot (off by default)")
     ] = None,
+    source_root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--source-root",
+            help="a dataset input: a folder its records' source images may be read from, besides the manifest's "
+            "source folders and the kept clean/ images; repeatable",
+        ),
+    ] = None,
     eval_set: Annotated[
         list[str] | None,
         typer.Option(
@@ -779,6 +785,7 @@ def eval_cmd(
             sets = parse_sets(eval_set or [], "--eval-set")
             own = {"input": "the SOURCE argument", "out": "--out", "model": "--model", "levels": "--levels"}
             own |= {"recipe": "--recipe", "seed": "--seed", "format": "--format", "limit": "--limit"}
+            own |= {"source_roots": "--source-root"}
             if clash := sorted(set(sets) & set(own)):
                 raise RobustgenError(f"--eval-set {clash[0]}: set it with {own[clash[0]]}")
             settings = {
@@ -789,6 +796,7 @@ def eval_cmd(
                 "max_cost": max_cost,
                 "images": not no_images,
                 "extract_model": extract_model,
+                "source_roots": [str(r.resolve()) for r in source_root or []],
                 **sets,  # --eval-set key=value over the shortcuts
             }
             cfg = EvalConfig(
@@ -843,12 +851,15 @@ def eval_compare_cmd(
     run_a: Annotated[Path, typer.Argument(help="an eval run folder (model A)")],
     run_b: Annotated[Path, typer.Argument(help="an eval run folder (model B)")],
     seed: Annotated[int, typer.Option(min=0)] = 0,
+    force: Annotated[
+        bool, typer.Option("--force", help="compare runs asked on other inputs, levels or seed (said in the output)")
+    ] = False,
 ) -> None:
     """Paired comparison of two models on the same items: per level B - A, its 95% interval, McNemar p."""
     from robustgen.eval.report import compare, finite
 
     with user_errors():
-        result = compare(run_a, run_b, seed)
+        result = compare(run_a, run_b, seed, force)
     sys.stdout.write(json.dumps(finite(result), indent=2) + "\n")
 
 
@@ -868,6 +879,8 @@ def rebuild_cmd(
     if report.mismatched:
         shown = ", ".join(report.mismatched[:20]) + (" ..." if len(report.mismatched) > 20 else "")
         complain("mismatch", "red", f"{len(report.mismatched)} row(s) differ from the manifest: {shown}")
+        for rid, why in list(report.reasons.items())[:20]:
+            complain("failed", "red", f"{rid}: {why}")
         raise typer.Exit(EXIT_SOME_FAILED)
     out.print(f"every image matches the manifest ({report.total} rows)")
 

@@ -214,7 +214,8 @@ def test_compare_two_models_on_the_same_items(bench, tmp_path):
         assert run(*eval_args(bench, b.url, tmp_path / "b")).returncode == 0
     res = run("eval-compare", tmp_path / "a", tmp_path / "b")
     assert res.returncode == 0, res.stderr
-    cmp_ = json.loads(res.stdout)
+    cmp_ = json.loads(res.stdout)["levels"]
+    assert json.loads(res.stdout)["paired"] is True
     assert cmp_["clean"]["accuracy_a"] == 1.0 and cmp_["clean"]["accuracy_b"] == 0.25
     assert cmp_["clean"]["difference"] == -0.75 and cmp_["clean"]["mcnemar_p"] < 0.001
     assert cmp_["clean"]["ci95"][1] < 0

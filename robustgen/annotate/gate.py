@@ -448,7 +448,8 @@ def gate_chain(
     texts = {p: getattr(chain, p) for p in PARTS}
     found = _checks(texts, degradations, question, choices, cfg)
     if cfg.consistency:
-        found += _consistency(chain, choices)
+        normal = chain.model_copy(update={p: normalize(getattr(chain, p)) for p in (*PARTS, "answer")})
+        found += _consistency(normal, [normalize(c) for c in choices] if choices else choices)
     return found
 
 
@@ -464,6 +465,37 @@ def gate_part(
     return _checks({part: text}, degradations, question, choices, cfg or ChainGate())
 
 
+#: Cyrillic and Greek letters drawn like Latin ones (UTS #39 confusables, the common ones), folded to Latin
+_CONFUSABLE = str.maketrans(
+    "аеорсухіјѕԁԛԝӏАВЕКМНОРСТХУІЈЅαονρικΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxijsdqwlABEKMHOPCTXYIJSaovpikABEZHIKMNOPTYX",
+)
+_CONFUSABLES = frozenset(chr(c) for c in _CONFUSABLE)
+_WORDISH = re.compile(r"\w+")
+
+
+def _fold_word(m: re.Match) -> str:
+    word = m.group()
+    if word.isascii() or not any(ch in _CONFUSABLES for ch in word):
+        return word
+    letters = [ch for ch in word if ch.isalpha()]
+    latin = any(ch.isascii() for ch in letters)
+    if latin or all(ch in _CONFUSABLES for ch in letters):  # a word mixing scripts, or spelt in look-alikes only
+        return word.translate(_CONFUSABLE)
+    return word  # a word of another script: the language check sees it as it is
+
+
+def normalize(text: str) -> str:
+    """Text as every check reads it: NFKC, invisible format characters (zero-width spaces, joiners, bidi marks)
+    removed, and Cyrillic or Greek look-alike letters inside Latin words folded to Latin, so a chain cannot pass a
+    check by spelling a phrase with characters that merely look the same."""
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return _WORDISH.sub(_fold_word, text)
+
+
 def _checks(
     texts: dict[str, str],
     degradations: list[AppliedDegradation],
@@ -471,6 +503,9 @@ def _checks(
     choices: list[str] | None,
     cfg: ChainGate,
 ) -> list[Finding]:
+    texts = {k: normalize(v) for k, v in texts.items()}
+    question = normalize(question)
+    choices = [normalize(c) for c in choices] if choices else choices
     found: list[Finding] = []
     if cfg.echo:
         found += _echo(texts, cfg)

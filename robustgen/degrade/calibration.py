@@ -10,6 +10,7 @@ your images)."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib.resources import files
@@ -121,20 +122,26 @@ def report(table: dict[str, Any], measured: dict[str, Any] | None = None, at: fl
 def reference_images(folder: str | Path | None = None, side: int = 192) -> list[np.ndarray]:
     """The reference set: the photos scikit-image ships (default) or every image in ``folder``, longer side
     resized to ``side``."""
+    from robustgen.errors import ImageError
     from robustgen.images import SAMPLE_IMAGES, load_image, read_image
+    from robustgen.schemas.paths import regular_file_under
 
     suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
-    if folder is None:
-        raw = [load_image(f"skimage:{n}") for n in SAMPLE_IMAGES]
-    else:
-        paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
-        raw = [read_image(p) for p in paths]
-    out = []
-    for img in raw:
+    def small(img: np.ndarray) -> np.ndarray:
         h, w = img.shape[:2]
         k = side / max(h, w)
-        out.append(cv2.resize(img, (max(8, round(w * k)), max(8, round(h * k))), interpolation=cv2.INTER_AREA))
+        return cv2.resize(img, (max(8, round(w * k)), max(8, round(h * k))), interpolation=cv2.INTER_AREA)
+
+    if folder is None:
+        return [small(load_image(f"skimage:{n}")) for n in SAMPLE_IMAGES]
+    out = []
+    root = Path(folder)
+    for p in sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes):
+        try:  # one image at a time, kept only as its small copy: memory stays flat for any number of photos
+            out.append(small(read_image(regular_file_under(root, str(p.relative_to(root))))))
+        except (ImageError, ValueError) as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
     return out
 
 

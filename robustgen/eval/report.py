@@ -27,16 +27,43 @@ def load_predictions(run: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
         raise RobustgenError(f"{run}: not an eval run (no predictions/); run `robustgen eval` first")
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for path in sorted(folder.glob("*.jsonl")):
+        if path.name.startswith("."):
+            continue
         rows: dict[str, dict[str, Any]] = {}
-        for line in path.read_bytes().splitlines():
+        for n, line in enumerate(path.read_bytes().splitlines(), 1):
+            if not line.strip():
+                continue
             try:
                 obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict) and isinstance(obj.get("id"), str):
-                rows[obj["id"]] = obj
+            except (ValueError, RecursionError):
+                obj = None
+            if not (isinstance(obj, dict) and isinstance(obj.get("id"), str) and isinstance(obj.get("correct"), bool)):
+                raise RobustgenError(f"{path}:{n}: not a prediction (a JSON object with 'id' and 'correct')")
+            rows[obj["id"]] = obj
         out[path.stem] = rows
     return out
+
+
+#: what two eval runs must share to be compared item by item (the model and endpoint are what differs)
+PAIRED_KEYS = ("input", "format", "levels", "recipe", "seed", "limit")
+
+
+def pairing(run: str | Path) -> dict[str, Any] | None:
+    """What an eval run was asked on (its inputs, levels, recipe and seed; for an eval-report folder its
+    manifest), or None when the folder does not say."""
+    run = Path(run)
+    for name in ("run.json", "kind.json"):
+        try:
+            data = json.loads((run / ".work" / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        if name == "run.json":
+            return {k: data.get(k) for k in PAIRED_KEYS}
+        if data.get("kind") == "eval-report" and isinstance(data.get("identity"), dict):
+            return dict(data["identity"])
+    return None
 
 
 def _order(levels: list[str]) -> list[str]:
@@ -176,17 +203,28 @@ def finite(obj: Any) -> Any:
     return obj
 
 
-def compare(run_a: str | Path, run_b: str | Path, seed: int = 0) -> dict[str, Any]:
+def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, force: bool = False) -> dict[str, Any]:
     """Two models on the same items: per level the paired accuracy difference (B - A), its bootstrap interval and
-    the exact McNemar p-value."""
+    the exact McNemar p-value. Runs asked on other inputs, levels, recipe or seed are not paired: refused unless
+    ``force``, and then the result says so (``paired``: false, ``differences``)."""
     a, b = load_predictions(run_a), load_predictions(run_b)
-    out: dict[str, Any] = {}
+    pa, pb = pairing(run_a), pairing(run_b)
+    if pa is None or pb is None:
+        differences = ["the run does not record its inputs (no .work/run.json)"]
+    else:
+        differences = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k))
+    if differences and not force:
+        raise RobustgenError(
+            f"{run_a} and {run_b} are not paired (they differ in {', '.join(differences)}); --force compares them "
+            "anyway"
+        )
+    levels: dict[str, Any] = {}
     for name in _order([n for n in a if n in b]):
         ids = sorted(set(a[name]) & set(b[name]))
         xa = [bool(a[name][i]["correct"]) for i in ids]
         xb = [bool(b[name][i]["correct"]) for i in ids]
         n = len(ids)
-        out[name] = {
+        levels[name] = {
             "n": n,
             "accuracy_a": sum(xa) / n if n else math.nan,
             "accuracy_b": sum(xb) / n if n else math.nan,
@@ -194,4 +232,4 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0) -> dict[str, An
             "ci95": list(paired_diff_ci(xa, xb, seed)),
             "mcnemar_p": mcnemar_exact(xa, xb),
         }
-    return out
+    return {"paired": not differences, "differences": differences, "levels": levels}

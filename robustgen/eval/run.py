@@ -20,6 +20,7 @@ from robustgen.errors import RobustgenError
 from robustgen.eval.extract import LETTERS, extract_choice, judge_open
 from robustgen.images import data_url
 from robustgen.pipelines.corrupt import DEFAULT_LEVELS, level_names, recipe_planner
+from robustgen.pipelines.folders import check_claim, claim
 from robustgen.pipelines.output import Output
 from robustgen.pipelines.process import load_row_image
 from robustgen.pipelines.sources import read_source
@@ -45,6 +46,9 @@ class EvalConfig(EndpointConfig):
     max_image_side: int = Field(default=768, ge=32)
     max_tokens: int = Field(default=64, ge=1)
     structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "prompt"  # plain questions
+    source_roots: list[str] = Field(
+        default_factory=list, description="folders a dataset's records may name source images in (besides its own)"
+    )
     extract_model: str | None = Field(
         default=None, description="a model on the same endpoint that reads the option out of a free-form reply"
     )
@@ -95,15 +99,17 @@ def prompt_for(row: SourceRow) -> str:
     return f"{row.question}\nAnswer the question using a single word or phrase."
 
 
-def eval_rows(source: str, fmt: str = "auto") -> Iterator[SourceRow | Failure]:
+def eval_rows(source: str, fmt: str = "auto", source_roots: list[str] = ()) -> Iterator[SourceRow | Failure]:
     """The items of an eval input: any synth source (VLMEvalKit TSV, JSONL, CSV, parquet, samples, ...) or a
-    robustgen dataset folder, whose records are asked on their clean source images."""
+    robustgen dataset folder, whose records are asked on their clean images: kept ones (``clean/``), samples, or
+    source images inside the manifest's source folders or ``source_roots`` (``Dataset.clean_source``)."""
     path = Path(source)
     if path.is_dir() and (path / "manifest.json").is_file():
         from robustgen.pipelines.dataset import Dataset
 
-        for rec in Dataset.open(path).iter_records():
-            if rec.source_image.endswith("(embedded)"):
+        ds = Dataset.open(path)
+        for rec in ds.iter_records():
+            if rec.source_image.endswith("(embedded)") and rec.clean_image is None:
                 yield Failure(
                     id=rec.id,
                     source=source,
@@ -121,10 +127,15 @@ def eval_rows(source: str, fmt: str = "auto") -> Iterator[SourceRow | Failure]:
                     "image; evaluate a dataset of one-image questions",
                 )
                 continue
+            try:
+                image = ds.clean_source(rec, [Path(r) for r in source_roots])
+            except ValueError as exc:
+                yield Failure(id=rec.id, source=source, stage="read", reason=str(exc))
+                continue
             yield SourceRow(
                 id=rec.id,
                 source=source,
-                image=rec.source_image,
+                image=image,
                 question=rec.question,
                 answer=rec.answer,
                 choices=rec.choices,
@@ -216,9 +227,13 @@ def run_eval(cfg: EvalConfig, on_item: Callable[[], None] | None = None) -> Eval
     names = _levels(cfg)
     if cfg.input != "samples" and not Path(cfg.input).exists():  # what is wrong here is said before the endpoint
         raise RobustgenError(f"{cfg.input}: no such file or folder")
+    if cfg.input != "samples" and not (Path(cfg.input).is_dir() or Path(cfg.input).is_file()):
+        raise RobustgenError(f"{cfg.input}: not a regular file or a folder")  # a FIFO would hang the run
+    check_claim(out, "eval")  # never into a dataset (its failures.jsonl), a report folder or files of the user's
     asker = Asker(cfg, out / ".work" / "vlm-cache")  # a dead endpoint or a refused key: exit 2 before any file
     holder = Output(str(out))
     with holder.exclusive():
+        claim(out, "eval")
         run_file = out / ".work" / "run.json"
         fp = cfg.fingerprint()
         if run_file.exists():
@@ -275,7 +290,7 @@ async def _run(cfg, recipe, names, asker: Asker, preds: Predictions, on_item) ->
             if on_item:
                 on_item()
 
-    for n, row in enumerate(eval_rows(cfg.input, cfg.format)):
+    for n, row in enumerate(eval_rows(cfg.input, cfg.format, cfg.source_roots)):
         if cfg.limit is not None and n >= cfg.limit:
             break
         counts["items"] += 1

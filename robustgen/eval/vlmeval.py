@@ -4,8 +4,10 @@ of the corrupt-eval manifest the sets were built from."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from robustgen.errors import RobustgenError
 from robustgen.eval.extract import LETTERS, extract_choice
 from robustgen.eval.report import CLEAN
 from robustgen.pipelines.corrupt import read_manifest
+from robustgen.pipelines.folders import claim
 
 
 def _table(path: Path):
@@ -25,8 +28,13 @@ def _table(path: Path):
         return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
     except ImportError as exc:
         raise RobustgenError(f"{path}: reading .xlsx needs openpyxl (pip install openpyxl): {exc}") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # a zip that is no workbook, ...
         raise RobustgenError(f"{path}: not a readable prediction table ({' '.join(str(exc).split())[:200]})") from None
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _level(path: Path) -> str:
@@ -38,8 +46,11 @@ def predictions_from_vlmeval(files: list[Path], manifest: Path, out: Path) -> di
     """Write ``out/predictions/LEVEL.jsonl`` from VLMEvalKit prediction files (``.xlsx``, ``.tsv`` or ``.csv``
     with ``index``, ``question``, options ``A``.., ``answer`` and ``prediction``); returns rows per level."""
     _, entries = read_manifest(manifest)
+    claim(out, "eval-report", {"manifest": _sha256(manifest)})  # its own folder for this manifest, or a new one
     folder = out / "predictions"
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.jsonl"):  # a re-run replaces the levels; none is left over from the last one
+        old.unlink()
     counts: dict[str, int] = {}
     for path in files:
         level = _level(path)
@@ -55,7 +66,7 @@ def predictions_from_vlmeval(files: list[Path], manifest: Path, out: Path) -> di
             answer = str(rec["answer"]).strip()
             idx = extract_choice(prediction, choices) if choices else None
             extracted = LETTERS[idx] if idx is not None else None
-            entry = entries.get((rid, int(level))) if level != CLEAN else None
+            entry = entries.get((rid, 0, int(level))) if level != CLEAN else None
             if level != CLEAN and entry is None:
                 raise RobustgenError(f"{path}: row {rid} at level {level} is not in the manifest {manifest}")
             line: dict[str, Any] = {

@@ -15,12 +15,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustgen.degrade.apply import replay
 from robustgen.degrade.recipes import Recipe, fixed_plan
-from robustgen.errors import ImageError, RobustgenError
+from robustgen.errors import ImageError, RobustgenError, first_line
 from robustgen.images import decode, encode, pixel_sha256, read_image
 from robustgen.pipelines.sources import IMAGE_REF_MAX, IMAGE_SUFFIXES, table_rows
 from robustgen.schemas import DegradationPlan
@@ -76,6 +78,20 @@ Levels = list[tuple[np.ndarray, DegradationPlan]]
 Planner = Callable[[np.ndarray, str], Levels]
 
 MANIFEST_VERSION = 1
+#: a manifest's entries by (row id, how many rows with that id came before, level name)
+Expected = dict[tuple[str, int, int], dict]
+
+
+class ManifestHeader(BaseModel):
+    """The first line of a corrupt-eval manifest, checked before anything is written (a manifest is input)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    robustgen_manifest: Literal[1]
+    kind: Literal["tsv", "folder"]
+    levels: list[Annotated[float, Field(gt=0, le=1)]] = Field(min_length=1)
+    seed: int = Field(default=0, ge=0, strict=True)
+    recipe: dict = Field(default_factory=dict)
 
 
 def recipe_planner(recipe: Recipe, seed: int, levels: list[float]) -> Planner:
@@ -102,17 +118,30 @@ class CorruptReport:
     total: int = 0
     failed: int = 0
     mismatched: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 class _Book:
     """Where each row's outcome goes besides the level files: the manifest being written (``--manifest-only``),
     and the manifest being checked against (``rebuild``)."""
 
-    def __init__(self, names: list[int], manifest: Path | None, expect: dict[tuple[str, int], dict] | None):
+    def __init__(self, names: list[int], manifest: Path | None, expect: Expected | None):
         self.names = names
         self.file = manifest.open("w", encoding="utf-8") if manifest else None
         self.expect = expect
         self.mismatched: list[str] = []
+        self.reasons: dict[str, str] = {}  # why a row could not be rebuilt
+        self.seen: dict[str, int] = {}  # rows met so far per id: a TSV may repeat an index
+
+    def occurrence(self, row_id: str) -> int:
+        """How many rows with this id came before the current one."""
+        return self.seen.get(printable(row_id), 0)
+
+    def unbuildable(self, row_id: str, reason: str) -> None:
+        rid = printable(row_id)
+        self.reasons.setdefault(rid, reason)
+        if rid not in self.mismatched:
+            self.mismatched.append(rid)
 
     def header(self, info: dict) -> None:
         if self.file:
@@ -121,6 +150,8 @@ class _Book:
     def outcome(self, row_id: str, results: Levels | None, note: dict | None = None) -> None:
         """One row: its degraded levels (hashes recorded or checked), or a note (``image_of`` / ``error``)."""
         rid = printable(row_id)
+        k = self.seen.get(rid, 0)
+        self.seen[rid] = k + 1
         for i, name in enumerate(self.names):
             line: dict = {"id": rid, "level": name}
             if results is not None:
@@ -132,7 +163,7 @@ class _Book:
             if self.file:  # key order kept: a rebuild writes the records exactly as corrupt-eval did
                 self.file.write(json.dumps(line) + "\n")
             if self.expect is not None:
-                want = self.expect.get((rid, name))
+                want = self.expect.get((rid, k, name))
                 if want is None or want.get("sha256") != line.get("sha256") or ("error" in want) != ("error" in line):
                     if rid not in self.mismatched:
                         self.mismatched.append(rid)
@@ -354,72 +385,95 @@ def _file_sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def read_manifest(path: Path) -> tuple[dict, dict[tuple[str, int], dict]]:
-    """(header, {(id, level name): line}) of a corrupt-eval manifest; ``RobustgenError`` when it is not one."""
+def read_manifest(path: Path) -> tuple[ManifestHeader, Expected]:
+    """(header, entries) of a corrupt-eval manifest; ``RobustgenError`` (one line) when it is not one or its header
+    is not valid. Entries are kept as they are: a row whose entry is damaged fails alone, when it is rebuilt."""
     try:
         lines = path.read_bytes().decode("utf-8").splitlines()
-        header = json.loads(lines[0]) if lines else None
-        if not isinstance(header, dict) or header.get("robustgen_manifest") != MANIFEST_VERSION:
+        raw = json.loads(lines[0]) if lines else None
+        if not isinstance(raw, dict) or "robustgen_manifest" not in raw:
             raise ValueError("no manifest header")
-        entries = {}
-        for n, line in enumerate(lines[1:], 2):
-            if line.strip():
-                obj = json.loads(line)
-                if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-                    raise ValueError(f"line {n} is not a manifest entry")
-                entries[(obj["id"], int(obj["level"]))] = obj
-        levels = [float(x) for x in header["levels"]]
-        level_names(levels)
+        header = ManifestHeader.model_validate(raw)
+        level_names(header.levels)
     except (OSError, UnicodeDecodeError) as exc:
         raise RobustgenError(f"{path}: cannot read the manifest ({exc})") from None
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise RobustgenError(f"{path}: not a robustgen corrupt-eval manifest ({exc})") from None
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e["loc"]) or "header"
+        raise RobustgenError(f"{path}: the manifest header's {where}: {e['msg']}") from None
+    except (ValueError, RecursionError) as exc:
+        raise RobustgenError(f"{path}: not a robustgen corrupt-eval manifest ({first_line(exc)})") from None
+    entries: Expected = {}
+    count: dict[tuple[str, int], int] = {}
+    for line in lines[1:]:
+        try:
+            obj = json.loads(line) if line.strip() else None
+        except (ValueError, RecursionError):
+            continue  # a damaged line: its row finds no entry and fails by name
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or type(obj.get("level")) is not int:
+            continue
+        key = (obj["id"], obj["level"])
+        k = count.get(key, 0)
+        count[key] = k + 1
+        entries[(obj["id"], k, obj["level"])] = obj
     return header, entries
 
 
 def rebuild(manifest: str | Path, src: str | Path, out: str | Path) -> CorruptReport:
     """The files ``corrupt-eval`` would write, rebuilt from a manifest and the clean source: each row's recorded
     degradations are replayed and every degraded image's pixels are checked against the manifest's hash.
-    ``report.mismatched`` names the rows that differ (or are missing from either side)."""
+    ``report.mismatched`` names the rows that differ, are missing from either side, or cannot be rebuilt
+    (``report.reasons`` says why); such a row is written clean. A header that is not valid is refused before
+    anything is written."""
     manifest, src, out = Path(manifest), Path(src), Path(out)
     header, entries = read_manifest(manifest)
     kind = _kind(src)
-    if kind != header.get("kind"):
-        raise RobustgenError(f"{src}: the manifest describes a {header.get('kind')} source, this is a {kind}")
-    levels = [float(x) for x in header["levels"]]
-    names = level_names(levels)
+    if kind != header.kind:
+        raise RobustgenError(f"{src}: the manifest describes a {header.kind} source, this is a {kind}")
+    names = level_names(header.levels)
+    book = _Book(names, None, entries)
 
     def planner(image: np.ndarray, row_id: str) -> Levels:
+        k = book.occurrence(row_id)
         results = []
         for name in names:
-            entry = entries.get((printable(row_id), name))
+            entry = entries.get((printable(row_id), k, name))
             records = entry.get("degradations") if entry else None
-            if not records:
-                raise _NotInManifest(row_id)
-            plan = DegradationPlan(sample_id=row_id, seed=int(header.get("seed", 0)), degradations=records)
-            results.append((replay(image, plan.degradations), plan))
+            if entry is None or records is None:
+                raise _Unbuildable("not in the manifest")
+            try:
+                plan = DegradationPlan(sample_id=row_id, seed=header.seed, degradations=records)
+                results.append((replay(image, plan.degradations), plan))
+            except ValidationError as exc:
+                e = exc.errors()[0]
+                where = ".".join(str(x) for x in e["loc"])
+                raise _Unbuildable(f"level {name}: {where}: {e['msg']}") from None
+            except Exception as exc:  # noqa: BLE001  (an unknown degrader, parameters no degrader accepts: this row)
+                raise _Unbuildable(f"level {name}: {first_line(exc)}") from None
         return results
 
-    book = _Book(names, None, entries)
-    report = _run(src, out, levels, _tolerant(planner, book), None, book, write=True)
-    missing = sorted({rid for rid, _ in entries} - _ids_of(src, kind))
+    report = _run(src, out, header.levels, _tolerant(planner, book), None, book, write=True)
+    missing = sorted({rid for rid, _, _ in entries} - _ids_of(src, kind))
+    for m in missing:
+        book.reasons.setdefault(m, "in the manifest, not in the source")
     report.mismatched += [m for m in missing if m not in report.mismatched]
+    report.reasons = book.reasons
     return report
 
 
-class _NotInManifest(Exception):
+class _Unbuildable(Exception):
     pass
 
 
 def _tolerant(planner: Planner, book: _Book) -> Planner:
-    """A rebuild planner that treats a source row the manifest does not know as a mismatch (kept clean)."""
+    """A rebuild planner under which a row that cannot be rebuilt (not in the manifest, a damaged entry) is a named
+    mismatch, written clean, and the rest go on."""
 
     def plan(image: np.ndarray, row_id: str) -> Levels:
         try:
             return planner(image, row_id)
-        except _NotInManifest:
-            if printable(row_id) not in book.mismatched:
-                book.mismatched.append(printable(row_id))
+        except _Unbuildable as exc:
+            book.unbuildable(row_id, str(exc))
             plan = DegradationPlan(sample_id=row_id)
             return [(image, plan) for _ in book.names]
 

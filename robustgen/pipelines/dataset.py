@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from robustgen.annotate.contract import check_record
 from robustgen.errors import RobustgenError, first_line
 from robustgen.schemas import DatasetRecord, LengthBand
-from robustgen.schemas.paths import regular_file_under
+from robustgen.schemas.paths import plain_file_under, regular_file_under
 from robustgen.schemas.recipe import ChainGate
 
 M = TypeVar("M", bound=BaseModel)
@@ -62,10 +63,34 @@ class Dataset:
                 continue
             yield where, obj, ""
 
+    def shards(self) -> list[str]:
+        """The names of the data shards (``data/*.jsonl``, not hidden temporaries), in order."""
+        return sorted(p.name for p in (self.root / "data").glob("*.jsonl") if not p.name.startswith("."))
+
+    def files(self) -> list[str]:
+        """Every file the dataset is made of, relative to its folder: the manifest, the card and its metadata,
+        failures, the shards, and every image a record names (kept clean ones included). What ``push`` uploads:
+        never the work folder, exports, hidden files or anything else lying in the folder. ``ValueError`` when one
+        of them is a symbolic link or not a regular file (``validate`` names each)."""
+        names = [n for n in ("manifest.json", "README.md", "metadata.jsonl", "failures.jsonl") if self._has(n)]
+        names += [f"data/{n}" for n in self.shards()]
+        for _, obj, _ in self.raw_records():
+            if obj is None:
+                continue
+            rec = DatasetRecord.model_validate(obj)
+            names += [*rec.images, *([rec.clean_image] if rec.clean_image else [])]
+        names = list(dict.fromkeys(names))
+        for rel in names:
+            plain_file_under(self.root, rel)
+        return names
+
+    def _has(self, rel: str) -> bool:
+        return (self.root / rel).is_symlink() or (self.root / rel).exists()
+
     def raw_records(self) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
         """(where, parsed line or None, error) for every line of every data shard."""
-        for shard in sorted((self.root / "data").glob("*.jsonl")):
-            yield from self._lines(f"data/{shard.name}")
+        for name in self.shards():
+            yield from self._lines(f"data/{name}")
 
     def iter_records(self) -> Iterator[DatasetRecord]:
         """Every record, validated, in id order, one at a time: only (id, shard, offset) of each line is held, so
@@ -80,8 +105,8 @@ class Dataset:
         """(shard name, raw line) of every record in id order, holding only each line's (id, shard, offset). A
         line without an id is an error, or skipped when not ``strict`` (``validate`` reports it)."""
         index: list[tuple[str, str, int]] = []
-        for shard in sorted((self.root / "data").glob("*.jsonl")):
-            name = shard.name  # one string per shard, shared by its lines' index entries
+        for name in self.shards():  # one string per shard, shared by its lines' index entries
+            shard = self.root / "data" / name
             with shard.open("rb") as f:
                 offset = 0
                 for line in f:
@@ -117,6 +142,62 @@ class Dataset:
         counts = self.manifest.get("counts")
         return counts if isinstance(counts, dict) else {}
 
+    def source_roots(self) -> list[Path]:
+        """The folders the dataset's source images came from, as its manifest records them (``source.roots``; for
+        a dataset from before they were recorded, the folder of an absolute ``source.path``). The manifest is the
+        dataset's own word, so a root that is too broad to trust (``/``, a system folder, the home folder or one
+        above it, a hidden folder) is left out."""
+        src = self.manifest.get("source")
+        src = src if isinstance(src, dict) else {}
+        roots = src.get("roots")
+        if not isinstance(roots, list):
+            path = src.get("path")
+            if not (isinstance(path, str) and path != "samples" and Path(path).is_absolute()):
+                return []
+            roots = [path if Path(path).is_dir() else str(Path(path).parent)]
+        kept = [Path(os.path.normpath(r)) for r in roots if isinstance(r, str) and "\x00" not in r]
+        return [r for r in kept if r.is_absolute() and _narrow(r)]
+
+    def clean_source(self, rec: DatasetRecord, extra_roots: list[Path] = ()) -> str:
+        """Where the clean image of ``rec`` is read from: its kept copy (``clean/``), a ``skimage:`` sample, or its
+        ``source_image`` when that lies inside a source root (the manifest's, or one the user names). A record
+        naming anything else is not trusted: ``ValueError`` whose reason says nothing about files outside."""
+        if rec.clean_image is not None:
+            return str(rec.clean_image_in(self.root))
+        ref = rec.source_image
+        if ref.startswith("skimage:"):
+            return ref
+        for root in [*self.source_roots(), *map(Path, extra_roots)]:
+            if _lexically_under(ref, root):
+                return str(regular_file_under(root, ref))  # inside a trusted root: missing or linked out is said
+        raise ValueError(
+            "the record's source_image is not inside the dataset's source folders (manifest source.roots) or a "
+            "--source-root; it is not read"
+        )
+
+
+#: folders no dataset's manifest may name as the root of its source images
+_SYSTEM = tuple(Path(p) for p in ("/etc", "/proc", "/sys", "/dev", "/boot", "/run", "/usr", "/bin", "/sbin", "/lib"))
+
+
+def _narrow(root: Path) -> bool:
+    """A source root narrow enough to read what a record names below it."""
+    home = Path.home()
+    if len(root.parts) < 3 or home.is_relative_to(root) or any(root.is_relative_to(s) for s in _SYSTEM):
+        return False
+    return not any(part.startswith(".") for part in root.parts[1:])
+
+
+def _lexically_under(ref: str, root: Path) -> bool:
+    """``ref`` names a path below ``root`` as written (``..`` folded, nothing on disk looked at), with no hidden
+    part below it (``.ssh``, ``.env``)."""
+    if not ref or "\x00" in ref or not Path(ref).is_absolute():
+        return False
+    full = Path(os.path.normpath(ref))
+    if not full.is_relative_to(root):
+        return False
+    return not any(part.startswith(".") for part in full.relative_to(root).parts)
+
 
 def _line(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
@@ -133,7 +214,7 @@ def _image_problems(ds: Dataset, rel: str, rec: DatasetRecord, name: str) -> lis
     """What is wrong with the image file ``rel`` of ``rec`` (called ``name`` in the problem): missing, outside the
     folder, not a regular file, unreadable, or not the record's size."""
     try:
-        img = regular_file_under(ds.root, rel)
+        img = plain_file_under(ds.root, rel)
     except ValueError as exc:
         return [f"{name} {exc}"]
     try:
@@ -143,6 +224,13 @@ def _image_problems(ds: Dataset, rel: str, rec: DatasetRecord, name: str) -> lis
     except Exception as exc:  # noqa: BLE001  (a hostile file: OSError, bomb, SyntaxError, ...)
         return [f"{name} {rel} is unreadable ({_line(exc)})"]
     return []
+
+
+def _provenance_ok(ref: str, roots: list[Path]) -> bool:
+    """A record's ``source_image`` is a sample name, an embedded image, or a path below one of the source roots."""
+    if ref.startswith("skimage:") or ref.endswith(" (embedded)"):
+        return True
+    return any(_lexically_under(ref, root) for root in roots)
 
 
 def _recipe_part(ds: Dataset, key: str, model: type[M]) -> M:
@@ -170,6 +258,8 @@ def validate_dataset(root: str | Path) -> list[str]:
     gate (stored verdicts are not trusted)."""
     ds = Dataset.open(root)
     gate, band = gate_of(ds), band_of(ds)
+    src = ds.manifest.get("source")
+    roots = ds.source_roots() if isinstance(src, dict) and isinstance(src.get("roots"), list) else None
     problems: list[str] = []
     seen: dict[str, str] = {}
     n = 0
@@ -192,6 +282,14 @@ def validate_dataset(root: str | Path) -> list[str]:
             named.append(("clean image", rec.clean_image))
         for name, rel in named:
             problems += [f"{where} ({rec.id}): {p}" for p in _image_problems(ds, rel, rec, name)]
+        if roots is not None and not _provenance_ok(rec.source_image, roots):
+            problems.append(
+                f"{where} ({rec.id}): source_image is outside the dataset's source folders (manifest source.roots)"
+            )
+    for rel in ["manifest.json", "README.md", "metadata.jsonl", "failures.jsonl", "data"]:
+        if (ds.root / rel).is_symlink():
+            problems.append(f"{rel}: a symbolic link; a dataset holds its own files")
+    problems += [f"data/{n}: a symbolic link" for n in ds.shards() if (ds.root / "data" / n).is_symlink()]
     counts = ds.counts()
     fails = 0
     for where, obj, err in ds.failure_lines():

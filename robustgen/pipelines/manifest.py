@@ -105,11 +105,23 @@ def _public_argv() -> str:
     return " ".join([Path(sys.argv[0]).name if sys.argv else "robustgen", *args])
 
 
+def source_roots(cfg: SynthConfig) -> list[str]:
+    """The folders the run read images from (a source file's folder, a source folder, ``--coco-root``): the only
+    places a command that reads a record's ``source_image`` later (eval) reads from, besides the dataset."""
+    roots = []
+    for ref in (cfg.source, cfg.coco_root):
+        if not ref or ref == "samples" or "://" in ref:
+            continue
+        p = Path(ref).resolve()
+        roots.append(str(p if p.is_dir() else p.parent))
+    return list(dict.fromkeys(roots))
+
+
 def manifest(cfg: SynthConfig, summary: SynthSummary, started: float, usage: Usage) -> dict[str, Any]:
     return {
         "recipe": cfg.checked_recipe.to_dict(),
         "seed": cfg.seed,
-        "source": {"path": cfg.source, "format": cfg.format, "limit": cfg.limit},
+        "source": {"path": cfg.source, "format": cfg.format, "limit": cfg.limit, "roots": source_roots(cfg)},
         "teacher": cfg.teacher_obj.manifest_info(),
         "image_format": cfg.image_format,
         "versions": versions(),

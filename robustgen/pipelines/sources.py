@@ -505,6 +505,8 @@ def read_source(
     path = Path(source)
     if not path.exists():
         raise SourceError(f"{source}: no such file or folder")
+    if not (path.is_dir() or path.is_file()):  # a FIFO or a device would block or never end
+        raise SourceError(f"{source}: not a regular file or a folder")
     fmt = detect_format(path) if fmt == "auto" else fmt
     readers = {
         "folder": lambda: read_folder(path, question),

@@ -44,3 +44,39 @@ def check_relative(ref: str) -> str:
     if p.is_absolute() or ".." in p.parts or ref.startswith("~"):
         raise ValueError(f"{ref!r} must stay inside the dataset folder (relative, no '..')")
     return ref
+
+
+def plain_file_under(root: str | Path, ref: str) -> Path:
+    """``regular_file_under`` plus: no part of the path below ``root`` is a symbolic link (a file a dataset holds
+    is its own bytes, never a link to something else, even inside the folder). Returns the path below ``root``."""
+    check_relative(ref)
+    base = Path(root)
+    here = base
+    for part in PurePosixPath(ref).parts:
+        here = here / part
+        if here.is_symlink():
+            link = here.relative_to(base).as_posix()
+            raise ValueError(f"{ref}: a symbolic link" + ("" if link == ref else f" (its folder {link})"))
+    regular_file_under(base, ref)
+    return here
+
+
+def write_file(root: str | Path, rel: str, data: bytes) -> Path:
+    """Write ``data`` to ``root/rel`` atomically (a temporary file beside it, then a rename), never through a
+    symlink: a link planted at ``rel`` is replaced, not followed, and a folder on the way that leads outside
+    ``root`` is refused (``ValueError``)."""
+    import tempfile
+
+    check_relative(rel)
+    target = Path(root) / rel
+    resolve_under(root, str(PurePosixPath(rel).parent))  # the folder it goes into stays inside root
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)  # replaces a symlink at target itself, never the file it points to
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
