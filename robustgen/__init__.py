@@ -27,6 +27,7 @@ _LAZY = {
     "apply_plan": "robustgen.degrade",
     "degrade_image": "robustgen.degrade",
     "degraders": "robustgen.degrade",
+    "load_image": "robustgen.images",
     "read_image": "robustgen.degrade",
     "register": "robustgen.degrade",
     "replay": "robustgen.degrade",

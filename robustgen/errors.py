@@ -1,5 +1,8 @@
 """Errors a user can cause and fix; the CLI prints them as one line."""
 
+import difflib
+from collections.abc import Iterable
+
 
 class RobustgenError(Exception):
     """Base class for user-facing errors (bad input, bad recipe, unknown names)."""
@@ -54,3 +57,28 @@ def row_reason(exc: BaseException) -> str:
     if isinstance(exc, RobustgenError):
         return first_line(exc)
     return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
+
+
+def did_you_mean(value: str, known: Iterable[str], aliases: dict[str, str] | None = None) -> str:
+    """'; did you mean 'x'?' for the closest of ``known`` (or of ``aliases``, other words for them: a degrader's
+    label, a preset's name written with underscores), or '' when none is close."""
+    known = list(known)
+    norm = value.strip().lower().replace("_", "-").replace(" ", "-")
+    table = {k.lower().replace("_", "-"): k for k in known} | {
+        a.lower().replace("_", "-").replace(" ", "-"): k for a, k in (aliases or {}).items()
+    }
+    if norm in table and table[norm] != value:
+        return f"; did you mean {table[norm]!r}?"
+    close = difflib.get_close_matches(norm, list(table), n=3, cutoff=0.6)
+    picks = list(dict.fromkeys(table[c] for c in close))
+    return f"; did you mean {' or '.join(repr(c) for c in picks)}?" if picks else ""
+
+
+def choice_error(
+    option: str, value: str, known: Iterable[str], aliases: dict[str, str] | None = None
+) -> RobustgenError:
+    """``option 'value': expected one of a, b, c; did you mean 'b'?`` as an error."""
+    known = list(known)
+    return RobustgenError(
+        f"{option} {value!r}: expected one of {', '.join(known)}{did_you_mean(value, known, aliases)}"
+    )

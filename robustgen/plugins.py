@@ -6,6 +6,9 @@ import logging
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 
+#: the entry-point groups whose plugins change what a run writes
+GROUPS = ("robustgen.degraders", "robustgen.teachers")
+
 log = logging.getLogger("robustgen")
 
 
@@ -19,3 +22,15 @@ def load_entry_points(group: str) -> Iterator[tuple[str, object]]:
             log.warning("robustgen: plugin %r (%s) failed to load: %s", ep.name, group, exc)
             continue
         yield ep.name, obj
+
+
+def installed_plugins() -> list[dict[str, str]]:
+    """The distributions that provide robustgen plugins (degraders, teachers), with their versions and what they
+    provide (``group:name``), sorted: what a manifest records, and what a resume must find again."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for group in GROUPS:
+        for ep in entry_points(group=group):
+            dist = getattr(ep, "dist", None)
+            key = (dist.metadata["Name"] if dist else "?", dist.version if dist else "?")
+            found.setdefault(key, []).append(f"{group.rsplit('.', 1)[1]}:{ep.name}")
+    return [{"name": n, "version": v, "provides": ", ".join(sorted(p))} for (n, v), p in sorted(found.items())]

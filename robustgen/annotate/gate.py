@@ -478,11 +478,9 @@ def _fold_word(m: re.Match) -> str:
     word = m.group()
     if word.isascii() or not any(ch in _CONFUSABLES for ch in word):
         return word
-    letters = [ch for ch in word if ch.isalpha()]
-    latin = any(ch.isascii() for ch in letters)
-    if latin or all(ch in _CONFUSABLES for ch in letters):  # a word mixing scripts, or spelt in look-alikes only
+    if any(ch.isascii() and ch.isalpha() for ch in word):  # a Latin word with look-alike letters in it
         return word.translate(_CONFUSABLE)
-    return word  # a word of another script: the language check sees it as it is
+    return word  # a word of another script (Greek "και", Russian "оса"): the language check sees it as it is
 
 
 def normalize(text: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
 from robustgen.annotate.registry import register_teacher
 from robustgen.annotate.validate import check_chain, expected_types, word_count
-from robustgen.annotate.wording import answer_phrase, grouped, influence_of, join_labels, sentence, severity_word
+from robustgen.annotate.wording import answer_phrase, grouped, influence_of, join_labels, sentence, severity_word, verb
 from robustgen.schemas import ReasoningChain, TeacherInfo, TeacherResult, Usage
 
 TEMPLATE_VERSION = "template-3"
@@ -38,7 +38,7 @@ _CAUTION = (
 #: one sentence shape per degradation in the reasoning (cycled), so several blurs do not read "blur at severity"
 #: again and again (the gate counts repeated phrases)
 _PAD = (
-    "The {label} at severity {s} means {infl}, so {caution}",
+    "The {label} at severity {s} {means} {infl}, so {caution}",
     "Given {label} of strength {s}: {infl}; {caution}",
     "With the {label} set to {s}, {infl}, and {caution}",
     "For the {label} ({s}), {infl}; hence {caution}",
@@ -105,7 +105,11 @@ def _reasoning(item: TeacherInput, lo: int, target: float, hi: int) -> str:
     pads = [
         sentence(
             _PAD[i % len(_PAD)].format(
-                label=r.label, s=f"{r.severity:.2f}", infl=influence_of(r), caution=_CAUTION[i % len(_CAUTION)]
+                label=r.label,
+                s=f"{r.severity:.2f}",
+                means=verb(r.label, "means"),
+                infl=influence_of(r),
+                caution=_CAUTION[i % len(_CAUTION)],
             )
         )
         for i, r in enumerate(strongest)

@@ -50,7 +50,33 @@ def grouped(records: list[AppliedDegradation]) -> list[list[AppliedDegradation]]
 
 def join_labels(records: list[AppliedDegradation]) -> str:
     """'a, b and c': each degrader's label once, in order of first application."""
-    labels = [g[0].label for g in grouped(records)]
-    if len(labels) <= 1:
-        return "".join(labels)
-    return ", ".join(labels[:-1]) + " and " + labels[-1]
+    return join_words([g[0].label for g in grouped(records)])
+
+
+def join_words(words: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+#: labels whose last word ends in s but names one thing
+_SINGULAR_S = frozenset({"lens", "gas", "bus", "focus", "haze"})
+
+
+def is_plural(label: str) -> bool:
+    """Whether a label names several things ('scan lines', 'bit errors') and takes a plural verb."""
+    last = label.split()[-1].lower() if label.split() else ""
+    return last.endswith("s") and not last.endswith(("ss", "us")) and last not in _SINGULAR_S
+
+
+def be(label: str) -> str:
+    """'is' or 'are', agreeing with ``label``."""
+    return "are" if is_plural(label) else "is"
+
+
+def verb(label: str, singular: str) -> str:
+    """A present-tense verb agreeing with ``label``: 'means' or 'mean'."""
+    if not is_plural(label):
+        return singular
+    return singular[:-2] if singular.endswith("es") and singular[-3] in "sxz" else singular[:-1]

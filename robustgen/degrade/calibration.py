@@ -9,6 +9,7 @@ your images)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -151,5 +152,31 @@ def shipped_table() -> dict[str, Any]:
     return json.loads(files("robustgen.degrade").joinpath("calibration.json").read_text(encoding="utf-8"))
 
 
-def load_table(path: str | Path | None = None) -> dict[str, Any]:
-    return shipped_table() if path is None else json.loads(Path(path).read_text(encoding="utf-8"))
+def load_table(path: str | Path | None = None, sha256: str | None = None) -> dict[str, Any]:
+    """The shipped table (``path`` None) or one ``robustgen calibrate`` wrote (read once per process)."""
+    if path is None:
+        return shipped_table()
+    return _user_table(str(path), sha256 or table_sha256(path))
+
+
+@cache
+def _user_table(path: str, sha256: str) -> dict[str, Any]:
+    table = json.loads(Path(path).read_bytes())
+    if hashlib.sha256(Path(path).read_bytes()).hexdigest() != sha256:
+        raise ValueError(f"calibration: {path} changed while in use")
+    return table
+
+
+def table_sha256(path: str | Path) -> str:
+    """The SHA-256 of a calibration table file; ``ValueError`` naming the file when it is not one."""
+    try:
+        data = Path(path).read_bytes()
+        table = json.loads(data)
+    except OSError as exc:
+        raise ValueError(f"calibration: {path}: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError):
+        raise ValueError(f"calibration: {path}: not a JSON calibration table") from None
+    ok = isinstance(table, dict) and isinstance(table.get("degraders"), dict) and isinstance(table.get("grid"), list)
+    if not ok or table.get("version") != TABLE_VERSION or not isinstance(table.get("target"), list):
+        raise ValueError(f"calibration: {path}: not a table written by `robustgen calibrate` (version {TABLE_VERSION})")
+    return hashlib.sha256(data).hexdigest()

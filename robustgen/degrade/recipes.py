@@ -15,7 +15,7 @@ from robustgen.degrade import registry
 from robustgen.degrade.apply import check_severity, plan_one
 from robustgen.degrade.base import Degrader
 from robustgen.degrade.seeding import generator
-from robustgen.errors import RecipeError
+from robustgen.errors import RecipeError, did_you_mean
 from robustgen.schemas import PAPER_ORDER, PHYSICAL_ORDER, AppliedDegradation, DegradationPlan
 from robustgen.schemas import Recipe as RecipeSchema
 
@@ -69,7 +69,23 @@ class Recipe(RecipeSchema):
                     raise ValueError(f"{where}: {registry.unknown_message(name)}")
         if not self.candidates():
             raise ValueError("no degrader left to draw (check degraders, exclude and weights)")
+        if self.calibration is not None:
+            if not self.calibrated:
+                raise ValueError("calibration: a table is only used with calibrated: true")
+            from robustgen.degrade.calibration import table_sha256
+
+            sha = table_sha256(self.calibration)  # a readable calibration table, or ValueError naming the file
+            if self.calibration_sha256 not in (None, sha):
+                raise ValueError(f"calibration: {self.calibration} is not the table this recipe was made with")
+            object.__setattr__(self, "calibration_sha256", sha)
         return self
+
+    def calibration_table(self) -> dict:
+        """The table ``calibrated: true`` maps severities with: the recipe's own (``calibration``) or the shipped
+        one."""
+        from robustgen.degrade.calibration import load_table, shipped_table
+
+        return shipped_table() if self.calibration is None else load_table(self.calibration, self.calibration_sha256)
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
@@ -81,7 +97,8 @@ class Recipe(RecipeSchema):
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise RecipeError(f"{path}: cannot read recipe ({exc.strerror or exc})") from None
+            hint = did_you_mean(str(path), presets()) if not path.exists() else ""
+            raise RecipeError(f"{path}: cannot read recipe ({exc.strerror or exc}){hint}") from None
         except UnicodeDecodeError:
             raise RecipeError(f"{path}: not UTF-8 text; save the recipe as UTF-8") from None
         try:
@@ -95,6 +112,9 @@ class Recipe(RecipeSchema):
             data = {}
         if not isinstance(data, dict):
             raise RecipeError(f"{path}: a recipe is a mapping of keys, got {type(data).__name__}")
+        table = data.get("calibration")
+        if isinstance(table, str) and table and not Path(table).is_absolute():
+            data = {**data, "calibration": str((path.parent / table).resolve())}  # relative to the recipe file
         return cls.from_dict(data, source=str(path))
 
     @classmethod
@@ -175,11 +195,10 @@ class Recipe(RecipeSchema):
             chosen.sort(key=lambda d: order.index(d.stage))  # stable: draw order within a stage
         severities = [self._severity(rng) for _ in chosen]
         if self.calibrated:
-            from robustgen.degrade.calibration import calibrated_severity, shipped_table
+            from robustgen.degrade.calibration import calibrated_severity
 
-            severities = [
-                calibrated_severity(shipped_table(), d.name, s) for d, s in zip(chosen, severities, strict=True)
-            ]
+            table = self.calibration_table()
+            severities = [calibrated_severity(table, d.name, s) for d, s in zip(chosen, severities, strict=True)]
         return [plan_one(d, s, rng) for d, s in zip(chosen, severities, strict=True)]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import logging
@@ -10,7 +9,7 @@ import re
 import threading
 
 from robustgen.degrade.base import Degrader
-from robustgen.errors import UnknownDegraderError
+from robustgen.errors import UnknownDegraderError, did_you_mean
 from robustgen.plugins import load_entry_points
 from robustgen.schemas import Stage
 
@@ -108,8 +107,26 @@ def get(name: str) -> Degrader:
         raise UnknownDegraderError(unknown_message(name)) from None
 
 
+#: names other tools (imagecorruptions, albumentations) use for a degrader, suggested when typed
+ALIASES = {
+    "jpeg": "compression",
+    "jpeg_compression": "compression",
+    "image_compression": "compression",
+    "webp": "webp_compression",
+    "gaussian_noise": "noise",
+    "shot_noise": "sensor_noise",
+    "gaussian_blur": "defocus_blur",
+    "blur": "defocus_blur",
+    "brightness": "overexposure",
+    "contrast": "fog",
+    "spatter": "dirty_lens",
+    "pixelation": "pixelate",
+    "gamma": "darkness",
+}
+
+
 def unknown_message(name: str) -> str:
+    _ensure_loaded()
     known = sorted(_registry)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return f"unknown degrader {name!r}{hint} (valid: {', '.join(known)})"
+    labels = {d.label: n for n, d in _registry.items()} | ALIASES  # "jpeg" -> compression, "motion blur" -> ...
+    return f"unknown degrader {name!r}{did_you_mean(name, known, labels)} (valid: {', '.join(known)})"

@@ -30,12 +30,16 @@ def load_predictions(run: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
         if path.name.startswith("."):
             continue
         rows: dict[str, dict[str, Any]] = {}
-        for n, line in enumerate(path.read_bytes().splitlines(), 1):
+        data = path.read_bytes()
+        lines = data.splitlines()
+        for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except (ValueError, RecursionError):
+                if n == len(lines) and not data.endswith(b"\n"):
+                    continue  # the last line of a killed run, torn: eval asks it again on resume
                 obj = None
             if not (isinstance(obj, dict) and isinstance(obj.get("id"), str) and isinstance(obj.get("correct"), bool)):
                 raise RobustgenError(f"{path}:{n}: not a prediction (a JSON object with 'id' and 'correct')")

@@ -340,16 +340,18 @@ async def _one(
     if problem := _unaskable(row):  # a hostile row is that item's failure, never an IndexError
         failures.append({"id": rid, "level": level, "reason": problem})
         return 0
+    step = "request"
     try:
         raw = await asker.ask(prompt_for(row), image, usage)
         idx = extract_choice(raw, row.choices) if row.choices else None
         if row.choices and idx is None and cfg.extract_model:
+            step = "extraction"
             idx = await asker.extract(row, raw, usage)
     except BudgetExhausted as exc:
         failures.append({"id": rid, "level": level, "reason": f"budget: {exc}"})
         return 0
     except TransportError as exc:
-        failures.append({"id": rid, "level": level, "reason": f"request failed: {exc}"})
+        failures.append({"id": rid, "level": level, "reason": f"{step} failed: {exc}"})
         return 0
     if row.choices:
         extracted = LETTERS[idx] if idx is not None else None

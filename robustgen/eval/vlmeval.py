@@ -16,6 +16,7 @@ from robustgen.eval.extract import LETTERS, extract_choice
 from robustgen.eval.report import CLEAN
 from robustgen.pipelines.corrupt import read_manifest
 from robustgen.pipelines.folders import claim
+from robustgen.schemas.paths import write_file
 
 
 def _table(path: Path):
@@ -27,7 +28,7 @@ def _table(path: Path):
             return pd.read_excel(path)
         return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
     except ImportError as exc:
-        raise RobustgenError(f"{path}: reading .xlsx needs openpyxl (pip install openpyxl): {exc}") from None
+        raise RobustgenError(f"{path}: reading .xlsx needs openpyxl: pip install 'robustgen[xlsx]' ({exc})") from None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # a zip that is no workbook, ...
         raise RobustgenError(f"{path}: not a readable prediction table ({' '.join(str(exc).split())[:200]})") from None
 
@@ -48,9 +49,7 @@ def predictions_from_vlmeval(files: list[Path], manifest: Path, out: Path) -> di
     _, entries = read_manifest(manifest)
     claim(out, "eval-report", {"manifest": _sha256(manifest)})  # its own folder for this manifest, or a new one
     folder = out / "predictions"
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.jsonl"):  # a re-run replaces the levels; none is left over from the last one
-        old.unlink()
+    tables: dict[str, str] = {}
     counts: dict[str, int] = {}
     for path in files:
         level = _level(path)
@@ -81,8 +80,14 @@ def predictions_from_vlmeval(files: list[Path], manifest: Path, out: Path) -> di
                 "degradations": (entry or {}).get("degradations") or [],
             }
             lines.append(json.dumps(line, ensure_ascii=False) + "\n")
-        (folder / f"{level}.jsonl").write_text("".join(lines), encoding="utf-8")
+        tables[level] = "".join(lines)
         counts[level] = len(lines)
+    # every table read: only now are the last run's levels replaced (a failing re-run loses nothing)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.jsonl"):
+        old.unlink()
+    for level, text in tables.items():
+        write_file(folder, f"{level}.jsonl", text.encode("utf-8"))
     return counts
 
 

@@ -46,7 +46,7 @@ def check_license(value: str | None) -> str | None:
 def _md(value: Any) -> str:
     """A value from a manifest as Markdown text: one line, every character Markdown or HTML would read escaped."""
     text = " ".join(str(value).split())[:200]
-    return re.sub(r"([\\`*_{}\[\]()<>#|~&!])", r"\\\1", text)
+    return re.sub(r"([\\`*_{}\[\]()<>#|~&!:])", r"\\\1", text)  # ':' too: no bare URL turns into a link
 
 
 #: record fields whose values differ in shape from row to row: kept as JSON text so Arrow can type the column

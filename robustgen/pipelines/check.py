@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from robustgen.errors import RobustgenError
+from robustgen.errors import RobustgenError, choice_error
 from robustgen.pipelines.dataset import Dataset
 from robustgen.schemas import DatasetRecord
 from robustgen.schemas.chain import ROBUST_R1_INSTRUCTION, question_text
@@ -67,7 +67,7 @@ def image_tokens(family: str, h: int, w: int, max_pixels: int | None = None) -> 
         return 256 * internvl_tiles(h, w)
     if family == "llava":
         return 576  # LLaVA-1.5: one 336 px view, 24 x 24 patches
-    raise RobustgenError(f"--for {family!r}: expected one of {', '.join(FAMILIES)}")
+    raise choice_error("--for", family, FAMILIES)
 
 
 @dataclass
@@ -113,7 +113,7 @@ def check_dataset(
     tokenizer: str | None = None,
 ) -> CheckReport:
     if family not in FAMILIES:
-        raise RobustgenError(f"--for {family!r}: expected one of {', '.join(FAMILIES)}")
+        raise choice_error("--for", family, FAMILIES)
     ds = Dataset.open(root)
     count, estimated = _counter(tokenizer)
     rep = CheckReport(family=family, estimated=estimated)

@@ -12,6 +12,7 @@ from robustgen.annotate.base import Teacher
 from robustgen.annotate.registry import make_teacher
 from robustgen.degrade.recipes import Recipe
 from robustgen.pipelines.output import WORK_DIR, Output
+from robustgen.plugins import installed_plugins
 
 
 class SynthConfig(BaseModel):
@@ -81,6 +82,7 @@ class SynthConfig(BaseModel):
             **({"task": self.task} if self.task != "answer" else {}),
             **({"keep_clean": True} if self.keep_clean else {}),
             **({"ssim": True} if self.ssim else {}),
+            **({"plugins": plugins} if (plugins := installed_plugins()) else {}),  # a plugin can change records
         }
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustgen.degrade.apply import replay
 from robustgen.degrade.recipes import Recipe, fixed_plan
-from robustgen.errors import ImageError, RobustgenError, first_line
+from robustgen.errors import ImageError, RobustgenError, choice_error, first_line
 from robustgen.images import decode, encode, pixel_sha256, read_image
 from robustgen.pipelines.sources import IMAGE_REF_MAX, IMAGE_SUFFIXES, table_rows
 from robustgen.schemas import DegradationPlan
@@ -47,7 +47,7 @@ def protocol_recipe(protocol: str, recipe: Recipe | None) -> Recipe:
     """The recipe a protocol draws with: ``recipe`` (the given one, or the default), or ``robust-r1`` (one
     degradation per image from the paper's 16 types, its stage uniform, the same type at every level)."""
     if protocol not in PROTOCOLS:
-        raise RobustgenError(f"--protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+        raise choice_error("--protocol", protocol, PROTOCOLS)
     if protocol == "recipe":
         return recipe or Recipe()
     if recipe is not None:

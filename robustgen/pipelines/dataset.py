@@ -65,7 +65,19 @@ class Dataset:
 
     def shards(self) -> list[str]:
         """The names of the data shards (``data/*.jsonl``, not hidden temporaries), in order."""
-        return sorted(p.name for p in (self.root / "data").glob("*.jsonl") if not p.name.startswith("."))
+        return sorted(
+            p.name
+            for p in (self.root / "data").glob("*.jsonl")
+            if not p.name.startswith(".") and p.is_file() and not p.is_symlink()
+        )
+
+    def odd_shards(self) -> list[str]:
+        """``data/*.jsonl`` entries that are no shard (a link, a folder, a FIFO): ``validate`` names each."""
+        return sorted(
+            p.name
+            for p in (self.root / "data").glob("*.jsonl")
+            if not p.name.startswith(".") and (p.is_symlink() or not p.is_file())
+        )
 
     def files(self) -> list[str]:
         """Every file the dataset is made of, relative to its folder: the manifest, the card and its metadata,
@@ -142,49 +154,80 @@ class Dataset:
         counts = self.manifest.get("counts")
         return counts if isinstance(counts, dict) else {}
 
-    def source_roots(self) -> list[Path]:
-        """The folders the dataset's source images came from, as its manifest records them (``source.roots``; for
-        a dataset from before they were recorded, the folder of an absolute ``source.path``). The manifest is the
-        dataset's own word, so a root that is too broad to trust (``/``, a system folder, the home folder or one
-        above it, a hidden folder) is left out."""
+    def recorded_roots(self) -> list[Path] | None:
+        """The folders the dataset's source images came from, as its manifest records them (``source.roots``), or
+        None when it records none (a dataset from before they were recorded: then the folder of an absolute
+        ``source.path``, if any, stands in)."""
         src = self.manifest.get("source")
         src = src if isinstance(src, dict) else {}
         roots = src.get("roots")
         if not isinstance(roots, list):
-            path = src.get("path")
+            return None
+        return [Path(os.path.normpath(r)) for r in roots if isinstance(r, str) and "\x00" not in r and r]
+
+    def source_roots(self) -> list[Path]:
+        """The recorded source folders a command may read a record's ``source_image`` from. The manifest is the
+        dataset's own word, so a root is left out unless it is a real folder as written (no symbolic link on its
+        way) and narrow enough to trust: not ``/``, a system folder, the home folder or one above it, nor hidden."""
+        roots = self.recorded_roots()
+        if roots is None:
+            src = self.manifest.get("source")
+            path = src.get("path") if isinstance(src, dict) else None
             if not (isinstance(path, str) and path != "samples" and Path(path).is_absolute()):
                 return []
-            roots = [path if Path(path).is_dir() else str(Path(path).parent)]
-        kept = [Path(os.path.normpath(r)) for r in roots if isinstance(r, str) and "\x00" not in r]
-        return [r for r in kept if r.is_absolute() and _narrow(r)]
+            roots = [Path(os.path.normpath(path if Path(path).is_dir() else str(Path(path).parent)))]
+        return [r for r in roots if r.is_absolute() and Path(os.path.realpath(r)) == r and _narrow(r)]
 
     def clean_source(self, rec: DatasetRecord, extra_roots: list[Path] = ()) -> str:
         """Where the clean image of ``rec`` is read from: its kept copy (``clean/``), a ``skimage:`` sample, or its
         ``source_image`` when that lies inside a source root (the manifest's, or one the user names). A record
-        naming anything else is not trusted: ``ValueError`` whose reason says nothing about files outside."""
+        naming anything else is not trusted: ``ValueError`` whose reason says nothing about files outside (nor,
+        for a manifest's root, inside: only a root the user names gets the detailed reason)."""
         if rec.clean_image is not None:
             return str(rec.clean_image_in(self.root))
         ref = rec.source_image
         if ref.startswith("skimage:"):
             return ref
-        for root in [*self.source_roots(), *map(Path, extra_roots)]:
+        for root in map(Path, extra_roots):
             if _lexically_under(ref, root):
-                return str(regular_file_under(root, ref))  # inside a trusted root: missing or linked out is said
+                return str(regular_file_under(root, ref))  # the user's own folder: missing or linked out is said
+        for root in self.source_roots():
+            if _lexically_under(ref, root):
+                try:
+                    return str(regular_file_under(root, ref))
+                except ValueError:
+                    break
+        hint = "" if self.recorded_roots() is not None else " (this dataset's manifest records none)"
         raise ValueError(
-            "the record's source_image is not inside the dataset's source folders (manifest source.roots) or a "
-            "--source-root; it is not read"
+            f"the record's source_image cannot be read from the dataset's source folders{hint} or a --source-root; "
+            "it is not read"
         )
 
 
 #: folders no dataset's manifest may name as the root of its source images
-_SYSTEM = tuple(Path(p) for p in ("/etc", "/proc", "/sys", "/dev", "/boot", "/run", "/usr", "/bin", "/sbin", "/lib"))
+_SYSTEM = tuple(
+    Path(p)
+    for p in (
+        "/etc", "/proc", "/sys", "/dev", "/boot", "/run", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+        "/var", "/private", "/snap", "/root",
+    )
+)  # fmt: skip
 
 
 def _narrow(root: Path) -> bool:
-    """A source root narrow enough to read what a record names below it."""
+    """A source root narrow enough to read what a record names below it: a visible folder below the home folder,
+    or elsewhere one that is not ``/``, above the home folder, or a system folder."""
     home = Path.home()
-    if len(root.parts) < 3 or home.is_relative_to(root) or any(root.is_relative_to(s) for s in _SYSTEM):
+    if not _visible(root):
         return False
+    if root.is_relative_to(home) and root != home:
+        return True
+    if root == Path("/") or home.is_relative_to(root):
+        return False
+    return not any(root.is_relative_to(s) for s in _SYSTEM)
+
+
+def _visible(root: Path) -> bool:
     return not any(part.startswith(".") for part in root.parts[1:])
 
 
@@ -258,8 +301,7 @@ def validate_dataset(root: str | Path) -> list[str]:
     gate (stored verdicts are not trusted)."""
     ds = Dataset.open(root)
     gate, band = gate_of(ds), band_of(ds)
-    src = ds.manifest.get("source")
-    roots = ds.source_roots() if isinstance(src, dict) and isinstance(src.get("roots"), list) else None
+    roots = ds.recorded_roots()  # provenance as recorded; whether eval may read there is eval's question
     problems: list[str] = []
     seen: dict[str, str] = {}
     n = 0
@@ -289,7 +331,9 @@ def validate_dataset(root: str | Path) -> list[str]:
     for rel in ["manifest.json", "README.md", "metadata.jsonl", "failures.jsonl", "data"]:
         if (ds.root / rel).is_symlink():
             problems.append(f"{rel}: a symbolic link; a dataset holds its own files")
-    problems += [f"data/{n}: a symbolic link" for n in ds.shards() if (ds.root / "data" / n).is_symlink()]
+    problems += [
+        f"data/{n}: not a regular file (a link, a folder or a FIFO); a shard is a file" for n in ds.odd_shards()
+    ]
     counts = ds.counts()
     fails = 0
     for where, obj, err in ds.failure_lines():

@@ -11,6 +11,7 @@ from typing import Any
 
 import cv2
 
+from robustgen.annotate.wording import join_words
 from robustgen.errors import RobustgenError
 from robustgen.pipelines.dataset import Dataset, validate_dataset
 from robustgen.schemas import DatasetRecord
@@ -66,7 +67,9 @@ def _place_image(src: Path, dst: Path, max_pixels: int | None = None) -> None:
         shutil.copyfile(src, dst)
 
 
-def _checked(root: str | Path) -> Dataset:
+def _checked(root: str | Path | Dataset) -> Dataset:
+    if isinstance(root, Dataset):
+        return root  # checked by the caller (``export``)
     problems = validate_dataset(root)
     if problems:
         more = f" (and {len(problems) - 1} more; run `robustgen validate {root}`)" if len(problems) > 1 else ""
@@ -312,8 +315,13 @@ def export_robust_u1(root: str | Path, out: str | Path, max_pixels: int | None =
         rels = _place_all(ds, rec, out, max_pixels)
         versions = [rec.degradations, *(x.degradations for x in rec.extra_images)]
         for k, (rel, degs) in enumerate(zip(rels, versions, strict=True), start=1):
-            labels = ", ".join(d.label for d in degs) or "nothing (the image is clean)"
-            prompt = f"<image>Restore this image: remove the {labels} and recover the clean picture."
+            labels = list(dict.fromkeys(d.label for d in degs))
+            what = join_words([f"the {label}" for label in labels])
+            prompt = (
+                f"<image>Restore this image: remove {what} to recover the clean picture."
+                if labels
+                else "<image>This image is clean: return it unchanged."
+            )
             pair_id = rec.id if k == 1 else f"{rec.id}~{k}"
             row = {"id": pair_id, "prompt": prompt, "image": rel, "target_image": rec.clean_image}
             lines.append(json.dumps(row, ensure_ascii=False))
@@ -324,19 +332,32 @@ def export_robust_u1(root: str | Path, out: str | Path, max_pixels: int | None =
 
 
 def export(root: str | Path, fmt: str, out: str | Path, max_pixels: int | None = None) -> Path:
-    try:
-        writer = _EXPORTS[fmt]
-    except KeyError:
-        raise RobustgenError(f"--to {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}") from None
-    return writer(root, out, max_pixels=max_pixels)
+    """Export the dataset at ``root`` as ``fmt`` (a built-in format or a ``robustgen.exporters`` plugin) into
+    ``out``; a dataset that fails ``validate`` is refused."""
+    from robustgen.pipelines.formats import exporter
+
+    writer = exporter(fmt)
+    return writer.export(_checked(root), Path(out), max_pixels)
 
 
-_EXPORTS = {
-    "llamafactory": export_llamafactory,
-    "robust-r1": export_robust_r1,
-    "trl": export_trl,
-    "verl": export_verl,
-    "easyr1": export_easyr1,
-    "robust-u1": export_robust_u1,
-}
-EXPORT_FORMATS = tuple(_EXPORTS)
+def _register_builtins() -> None:
+    from robustgen.pipelines.formats import ExportFormat, register_exporter
+
+    def llamafactory(ds: Dataset, out: Path, max_pixels: int | None) -> Path:
+        return export_llamafactory(ds, out, max_pixels=max_pixels)
+
+    builtins = [
+        ExportFormat("llamafactory", llamafactory, "LLaMA-Factory ShareGPT JSON + dataset_info.json"),
+        ExportFormat("robust-r1", export_robust_r1, "Robust-R1 / VLM-R1 GRPO JSONL"),
+        ExportFormat("trl", export_trl, "a TRL-ready parquet"),
+        ExportFormat("verl", export_verl, "verl RL parquet"),
+        ExportFormat("easyr1", export_easyr1, "EasyR1 parquet"),
+        ExportFormat("robust-u1", export_robust_u1, "Robust-U1 restoration pairs", needs_clean=True),
+    ]
+    for fmt in builtins:
+        register_exporter(fmt)
+
+
+_register_builtins()
+#: the built-in export formats (``robustgen.pipelines.formats.exporters()`` adds the plugins)
+EXPORT_FORMATS = ("llamafactory", "robust-r1", "trl", "verl", "easyr1", "robust-u1")

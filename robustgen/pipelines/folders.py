@@ -22,6 +22,11 @@ _KIND_WORDS = {
 }
 
 
+def describe(kind: str) -> str:
+    """A folder kind in words: 'a robustgen dataset', 'an eval run', ..."""
+    return _KIND_WORDS.get(kind, "files robustgen did not write")
+
+
 def holds(folder: Path) -> str | None:
     """What ``folder`` holds: a kind from ``_KIND_WORDS``, ``"other"`` (files robustgen did not write), or None
     (absent or empty)."""
@@ -36,6 +41,8 @@ def holds(folder: Path) -> str | None:
         return "dataset"
     if (folder / ".work" / "run.json").is_file():
         return "eval"  # an eval run from before kind notes
+    if (folder / "predictions").is_dir() and not (folder / ".work").exists():
+        return "eval-report"  # an eval-report folder from before kind notes
     return "other" if any(p.name != LOCK_FILE for p in folder.iterdir()) else None
 
 
@@ -52,7 +59,7 @@ def check_claim(folder: Path, kind: str, identity: dict[str, Any] | None = None)
     or files robustgen did not write. Writes nothing."""
     found = holds(folder)
     if found is not None:
-        what = _KIND_WORDS.get(found, "files robustgen did not write")
+        what = describe(found)
         if found != kind:
             raise RobustgenError(f"--out {folder}: holds {what}; choose an empty folder or a new one")
         note = _note(folder) or {}

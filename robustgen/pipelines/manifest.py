@@ -16,6 +16,7 @@ import numpy as np
 from robustgen.pipelines.config import SynthConfig, SynthSummary
 from robustgen.pipelines.output import FAILURES, MANIFEST, WORK_DIR, Output
 from robustgen.pipelines.plan import RunPlan
+from robustgen.plugins import installed_plugins
 from robustgen.schemas import Usage
 from robustgen.schemas.redaction import redact
 
@@ -125,6 +126,7 @@ def manifest(cfg: SynthConfig, summary: SynthSummary, started: float, usage: Usa
         "teacher": cfg.teacher_obj.manifest_info(),
         "image_format": cfg.image_format,
         "versions": versions(),
+        "plugins": installed_plugins(),
         "counts": {"total": summary.total, "written": summary.written, "failed": summary.failed},
         "timings": {
             "started": started,

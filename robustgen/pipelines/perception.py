@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robustgen.annotate.wording import grouped, influence_of, join_labels, severity_word
+from robustgen.annotate.wording import be, grouped, influence_of, join_labels, severity_word
 from robustgen.degrade import registry
 from robustgen.degrade.recipes import fixed_plan
 from robustgen.degrade.seeding import generator
@@ -56,7 +56,7 @@ def _which(row: SourceRow, degs: list[AppliedDegradation], rng: np.random.Genera
     if target is None:
         why = "No degradation was applied: edges, texture and colour look as a camera recorded them."
     else:
-        why = f"The {target.label} is visible: {influence_of(target)}."
+        why = f"{target.label.capitalize()} {be(target.label)} visible: {influence_of(target)}."
     question = "Which of these degradations affects this image?"
     return row.model_copy(update={"question": question, "choices": choices, "answer": str(answer), "rationale": why})
 
@@ -65,10 +65,11 @@ def _strength(row: SourceRow, degs: list[AppliedDegradation], rng: np.random.Gen
     groups = grouped(degs)  # a degrader applied twice is asked about once: its strongest application
     target = max(groups[int(rng.integers(0, len(groups)))], key=lambda d: d.severity)
     word = severity_word(target.severity)
-    why = f"The {target.label} is {word}: {influence_of(target)}, to a {word} degree."
+    # no article: the question already says "the <label>", and a chain quoting both must not repeat itself
+    why = f"{target.label.capitalize()} {be(target.label)} {word}: {influence_of(target)}, to a {word} degree."
     return row.model_copy(
         update={
-            "question": f"How strong is the {target.label} in this image?",
+            "question": f"How strong {be(target.label)} the {target.label} in this image?",
             "choices": list(STRENGTHS),
             "answer": str(STRENGTHS.index(word)),
             "rationale": why,

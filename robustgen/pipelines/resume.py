@@ -88,6 +88,14 @@ def prepare_output(cfg: SynthConfig, out: Output) -> None:
             raise RobustgenError(f"{cfg.out}/{RUN_FILE}: damaged; use --overwrite to start over") from None
         old.setdefault("source_digest", fp["source_digest"])  # runs from before digests resume as before
         diff = sorted(k for k in set(fp) | set(old) if fp.get(k) != old.get(k))
+        if "plugins" in diff:
+            now = {f"{p['name']} {p['version']}" for p in fp.get("plugins") or []}
+            then = {f"{p['name']} {p['version']}" for p in old.get("plugins") or []}
+            change = [f"+{x}" for x in sorted(now - then)] + [f"-{x}" for x in sorted(then - now)]
+            raise RobustgenError(
+                f"{cfg.out}: was built with other robustgen plugins ({', '.join(change)} since); a plugin can change "
+                "every record: install the same plugins, or use --overwrite or another --out"
+            )
         if diff:
             raise RobustgenError(
                 f"{cfg.out}: holds a run with different settings ({', '.join(diff)}); use "

@@ -20,6 +20,7 @@ from robustgen.pipelines.samples import load_samples
 from robustgen.schemas import Failure, SourceRow
 from robustgen.schemas.paths import regular_file_under, resolve_under
 
+#: the built-in formats (``robustgen.pipelines.formats.source_formats()`` adds the plugins)
 FORMATS = ("auto", "samples", "folder", "jsonl", "csv", "llava", "aokvqa", "vlmeval-tsv", "parquet")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_CAPTION_QUESTION = "Describe the main content of this image in one sentence."
@@ -50,7 +51,13 @@ def detect_format(path: Path) -> str:
         if "correct_choice_idx" in head or "image_id" in head:
             return "aokvqa"
         return "llava"
-    raise SourceError(f"{path}: cannot tell the format from the name; pass --format ({', '.join(FORMATS[2:])})")
+    from robustgen.pipelines.formats import source_formats
+
+    formats = source_formats()
+    for name, fmt in formats.items():  # a plugin's own suffixes (the built-ins' are above)
+        if suffix and suffix in fmt.suffixes:
+            return name
+    raise SourceError(f"{path}: cannot tell the format from the name; pass --format ({', '.join(formats)})")
 
 
 def _fail(row_id: str, source: str, error: str) -> Failure:
@@ -497,9 +504,15 @@ def read_source(
     coco_root: str | None = None,
     split: str | None = None,
 ) -> Iterator[Row]:
-    """Rows of ``source`` ('samples' or a path) in ``fmt``; ``SourceError`` if the source itself is unusable."""
-    if fmt not in FORMATS:
-        raise SourceError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    """Rows of ``source`` ('samples' or a path) in ``fmt`` (a built-in format or a ``robustgen.sources`` plugin);
+    ``SourceError`` if the source itself is unusable."""
+    from robustgen.pipelines.formats import SourceOptions, source_format, source_formats
+
+    if fmt not in ("auto", "samples"):
+        try:
+            source_format(fmt)
+        except RobustgenError as exc:
+            raise SourceError(str(exc)) from None
     if source == "samples" and fmt in ("auto", "samples"):
         return read_samples()
     path = Path(source)
@@ -507,18 +520,37 @@ def read_source(
         raise SourceError(f"{source}: no such file or folder")
     if not (path.is_dir() or path.is_file()):  # a FIFO or a device would block or never end
         raise SourceError(f"{source}: not a regular file or a folder")
-    fmt = detect_format(path) if fmt == "auto" else fmt
-    readers = {
-        "folder": lambda: read_folder(path, question),
-        "jsonl": lambda: read_jsonl(path),
-        "csv": lambda: read_csv(path),
-        "llava": lambda: read_llava(path),
-        "aokvqa": lambda: read_aokvqa(path, Path(coco_root) if coco_root else None, split),
-        "vlmeval-tsv": lambda: read_vlmeval_tsv(path),
-        "parquet": lambda: read_parquet(path),
-    }
-    if fmt == "folder" and not path.is_dir():
-        raise SourceError(f"{source}: --format folder needs a folder")
-    if fmt != "folder" and path.is_dir():
+    if fmt == "auto":
+        fmt = detect_format(path)
+    reader = source_formats()[fmt] if fmt != "samples" else None
+    if reader is None:
+        raise SourceError(f"{source}: --format samples reads the built-in samples only; pass --source samples")
+    if reader.folder and not path.is_dir():
+        raise SourceError(f"{source}: --format {fmt} needs a folder")
+    if not reader.folder and path.is_dir():
         raise SourceError(f"{source}: is a folder; use --format folder (or auto)")
-    return readers[fmt]()
+    return reader.read(path, SourceOptions(question, coco_root, split))
+
+
+def _register_builtins() -> None:
+    from robustgen.pipelines.formats import SourceFormat, register_source
+
+    builtins = [
+        SourceFormat("folder", lambda p, o: read_folder(p, o.question), help="a folder of images", folder=True),
+        SourceFormat("jsonl", lambda p, o: read_jsonl(p), (".jsonl", ".ndjson"), "one JSON row per line"),
+        SourceFormat("csv", lambda p, o: read_csv(p), (".csv",), "a CSV with a header"),
+        SourceFormat("llava", lambda p, o: read_llava(p), (".json",), "LLaVA-style conversations"),
+        SourceFormat(
+            "aokvqa",
+            lambda p, o: read_aokvqa(p, Path(o.coco_root) if o.coco_root else None, o.split),
+            (".json",),
+            "A-OKVQA with COCO images",
+        ),
+        SourceFormat("vlmeval-tsv", lambda p, o: read_vlmeval_tsv(p), (".tsv",), "a VLMEvalKit TSV"),
+        SourceFormat("parquet", lambda p, o: read_parquet(p), (".parquet",), "a parquet / HF datasets export"),
+    ]
+    for fmt in builtins:
+        register_source(fmt)
+
+
+_register_builtins()

@@ -147,6 +147,14 @@ class Recipe(BaseModel):
         description="map each drawn severity to the degrader's own, so one severity gives one mean "
         "quality drop whatever the degrader (the shipped calibration table)",
     )
+    calibration: str | None = Field(
+        default=None,
+        description="a table written by `robustgen calibrate` for calibrated: true to use instead of the shipped "
+        "one (a path relative to the recipe file)",
+    )
+    calibration_sha256: str | None = Field(
+        default=None, description="the table's SHA-256, filled in when the recipe is loaded (checked when given)"
+    )
     clean_fraction: float = Field(
         default=0.0, ge=0.0, le=0.5, description="share of images kept clean as controls (no degradation record)"
     )

@@ -200,7 +200,7 @@ def test_push_skips_dotfiles_and_stray_links_and_refuses_linked_dataset_files(fo
     shard, _ = _records(ds)
     (ds / "data" / "part-zz.jsonl").symlink_to(shard)
     res = cli("validate", ds)
-    assert res.returncode == 1 and "data/part-zz.jsonl: a symbolic link" in res.stdout + res.stderr
+    assert res.returncode == 1 and "data/part-zz.jsonl: not a regular file" in res.stdout + res.stderr
     code, paths, output = _push_plan(ds, monkeypatch)
     assert code == 2 and paths == [] and "refusing to push" in output
 
@@ -442,3 +442,45 @@ def test_any_eval_input_row_is_an_item_or_a_failure(tmp_path, rows):
         assert isinstance(item, SourceRow | Failure)
         if isinstance(item, SourceRow) and _unaskable(item) is None:
             assert item.question in prompt_for(item)
+
+
+def test_a_manifest_root_reached_through_a_link_is_not_trusted(folder_dataset, tmp_path):
+    """A root that is a symbolic link (here to /) would let a record name any file through it: left out."""
+    src, _ = folder_dataset
+    ds = tmp_path / "ds"
+    shutil.copytree(src, ds)
+    (ds / "imgs").symlink_to("/")
+    manifest = json.loads((ds / "manifest.json").read_text())
+    manifest["source"]["roots"] = [str(ds / "imgs")]
+    (ds / "manifest.json").write_text(json.dumps(manifest))
+    shard, recs = _records(ds)
+    for rec in recs:
+        rec["source_image"] = str(ds / "imgs" / "etc" / "passwd")
+    _write(shard, recs)
+    with FakeOpenAI(replier=lambda body: ("A", "stop")) as server:
+        res = cli("eval", ds, "--out", tmp_path / "ev", "--model", "m", "--base-url", server.url, "--levels", "0.5")
+        assert len(server.requests) == 0
+    one_line(res, 3)
+
+
+def test_an_ordinary_dataset_validates_and_a_folder_named_like_a_shard_is_named(folder_dataset, tmp_path):
+    src, photos = folder_dataset
+    assert cli("validate", src).returncode == 0  # its source folder sits in a temporary folder: still valid
+    manifest = json.loads((src / "manifest.json").read_text())
+    assert manifest["source"]["roots"] == [str(photos.resolve())]
+    ds = tmp_path / "ds"
+    shutil.copytree(src, ds)
+    (ds / "data" / "zz.jsonl").mkdir()
+    res = cli("validate", ds)
+    assert res.returncode == 1 and "data/zz.jsonl: not a regular file" in res.stdout + res.stderr
+    one_line(cli("card", ds), 0)  # the folder is no shard: the card is written from the real ones
+
+
+def test_a_torn_last_prediction_line_is_what_a_kill_leaves_and_is_not_an_error(tmp_path):
+    src = _bench(tmp_path)
+    with FakeOpenAI(replier=lambda body: ("A", "stop")) as server:
+        _eval(src, tmp_path / "a", server.url)
+    clean = tmp_path / "a" / "predictions" / "clean.jsonl"
+    clean.write_bytes(clean.read_bytes() + b'{"id": "9", "lev')
+    res = cli("eval-compare", tmp_path / "a", tmp_path / "a")
+    one_line(res, 0)

@@ -1,0 +1,3 @@
+from robustgen.cli import main
+
+main()
