@@ -135,3 +135,30 @@ def test_the_shipped_presets_name_their_degraders():
 
     for name in presets():
         assert Recipe.load(name).degraders, f"preset {name} draws from every installed degrader"
+
+
+def test_stats_groups_every_degrader_by_stage_shows_clean_beside_degraded_and_names_damage(qa_dataset, tmp_path):
+    import shutil
+
+    ds = tmp_path / "ds"
+    shutil.copytree(qa_dataset, ds)
+    with (ds / "failures.jsonl").open("a") as f:
+        f.write("this is not json\n")
+    res = cli("stats", ds, "--gallery", 50, "--out", tmp_path / "st")
+    assert res.returncode == 0, res.stderr
+    recs = [json.loads(line) for shard in (ds / "data").glob("*.jsonl") for line in shard.open()]
+    names = {d["name"]: d["stage"] for r in recs for d in r["degradations"]}
+    lines = res.stdout.splitlines()
+    for name, stage in names.items():  # every degrader, indented under its own stage
+        at = next(i for i, line in enumerate(lines) if f"  {name} " in line)
+        above = [
+            line
+            for line in lines[:at]
+            if any(f" {s} " in line for s in ("acquisition", "transmission", "environment", "postprocessing"))
+        ]
+        assert f" {stage} " in above[-1], (name, stage)
+    assert "1 damaged lines" in " ".join(res.stdout.split()) and "failures.jsonl:1" in res.stderr
+    page = (tmp_path / "st" / "index.html").read_text()
+    images = sum(1 + len(r.get("extra_images") or []) for r in recs)
+    assert page.count("data-role='clean'") == len(recs)  # samples' clean images are shown beside
+    assert page.count("data-role='degraded'") == images  # two-image records included

@@ -14,6 +14,7 @@ import robustgen._lean  # noqa: F401  (first: no torch adapter, no update check 
 from robustgen.cli.common import (
     SeedOpt,
     app,
+    err,
     out,
     user_errors,
 )
@@ -75,7 +76,9 @@ def calibrate_cmd(
         if not refs:
             raise RobustgenError(f"{images}: no images found")
         names = [registry.get(n).name for n in degrader] if degrader else None
-        table = measure(refs, names, seeds=seeds)
+        table = measure(
+            refs, names, seeds=seeds, on_degrader=lambda name, k, n: err.print(f"calibrate: {name} ({k}/{n})")
+        )
         out_file.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     rep = report(table)
     misses = [f"{n} ({r['why']})" for n, r in rep["degraders"].items() if not r["ok"] and not r["geometric"]]

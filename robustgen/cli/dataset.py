@@ -148,21 +148,25 @@ def stats_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="where plots and index.html go (default DATASET/stats)")
     ] = None,
+    gallery: Annotated[int, typer.Option(min=0, help="records shown in the page's gallery")] = 12,
 ) -> None:
     """Counts per degrader and stage, severity and reasoning-length plots, failure reasons, a sample gallery."""
     from robustgen.pipelines.stats import write_stats
 
     with user_errors():
-        st, page = write_stats(dataset, out_dir)
+        st, page = write_stats(dataset, out_dir, gallery)
     several = f" ({st['multi_image']} with several images)" if st["multi_image"] else ""
-    table = Table(title=f"{st['n']} records{several}, {st['failed']} failures")
+    damaged = f" (and {len(st['damaged'])} damaged lines in failures.jsonl)" if st["damaged"] else ""
+    table = Table(title=f"{st['n']} records{several}, {st['failed']} failures{damaged}")
     table.add_column("stage / degrader")
-    table.add_column("count", justify="right")
-    for stage in Stage:
+    table.add_column("applied", justify="right")
+    for stage in Stage:  # every degrader under its own stage
         table.add_row(Text(stage.value, style="bold"), str(st["by_stage"][stage.value]))
-    for name, n in st["by_name"].most_common(10):
-        table.add_row(f"  {name}", str(n))
+        for name, n in st["stage_names"][stage.value].most_common():
+            table.add_row(f"  {name}", str(n))
     out.print(table)
+    for line in st["damaged"][:10]:
+        complain("damaged", "yellow", line)
     if st["n"]:
         from robustgen.annotate.gate import CODES
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -238,10 +239,15 @@ def _judge_settings(
         raise RobustgenError(f"judge setting {where!r}: {e['msg']}{hint}") from None
 
 
+#: seconds between progress lines when stderr is not a terminal
+PROGRESS_EVERY_S = 10.0
+
+
 def _run_with_progress(cfg, run_synth):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    stats = {"failed": 0, "tokens": 0, "cost": 0.0}
+    stats = {"failed": 0, "tokens": 0, "cost": 0.0, "done": 0, "total": None, "said": time.monotonic()}
+    piped = not err.is_terminal  # no bar: a plain line every PROGRESS_EVERY_S instead, so a log shows the run going
     with Progress(
         TextColumn("[bold]synth"),
         BarColumn(),
@@ -255,6 +261,7 @@ def _run_with_progress(cfg, run_synth):
         task = bar.add_task("synth", total=None, info="")
 
         def on_start(n: int) -> None:
+            stats["total"] = n
             bar.update(task, total=n)
 
         def on_plan(plan) -> None:
@@ -269,5 +276,10 @@ def _run_with_progress(cfg, run_synth):
             if stats["tokens"]:
                 info += f", {stats['tokens']} tokens, ${stats['cost']:.4f}"
             bar.update(task, advance=1, info=info)
+            stats["done"] += 1
+            if piped and time.monotonic() - stats["said"] >= PROGRESS_EVERY_S:
+                stats["said"] = time.monotonic()
+                of = f"/{stats['total']}" if stats["total"] else ""
+                err.print(f"synth: {stats['done']}{of} rows, {info}", highlight=False, soft_wrap=True)
 
         return run_synth(cfg, on_progress=on_progress, on_start=on_start, on_plan=on_plan)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -47,13 +47,20 @@ def gmsd(clean: np.ndarray, degraded: np.ndarray) -> float:
 
 
 def measure(
-    images: Sequence[np.ndarray], names: Iterable[str] | None = None, seeds: int = 2, grid: Sequence[float] = GRID
+    images: Sequence[np.ndarray],
+    names: Iterable[str] | None = None,
+    seeds: int = 2,
+    grid: Sequence[float] = GRID,
+    on_degrader: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """The calibration table: per degrader and grid severity the mean 1 - SSIM and GMSD over images x seeds."""
+    """The calibration table: per degrader and grid severity the mean 1 - SSIM and GMSD over images x seeds;
+    ``on_degrader(name, k, n)`` hears of each degrader as it starts."""
     chosen = [registry.get(n) for n in names] if names else registry.degraders()
     table: dict[str, Any] = {"version": TABLE_VERSION, "grid": list(grid), "images": len(images), "seeds": seeds}
     table["degraders"] = {}
-    for d in chosen:
+    for k, d in enumerate(chosen, 1):
+        if on_degrader:
+            on_degrader(d.name, k, len(chosen))
         ssim_drop, gm = [], []
         for s in grid:
             a, b = [], []

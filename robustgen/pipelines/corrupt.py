@@ -230,7 +230,7 @@ def corrupt_tsv(
                 image = decode(base64.b64decode(cell), f"{src.name}:{lineno}")
             except (ImageError, ValueError, IndexError) as exc:
                 report.failed += 1
-                print(f"skipped: {src.name}:{lineno}: image column unreadable: {exc}", file=sys.stderr)
+                print(f"kept clean: {src.name}:{lineno}: image column unreadable: {exc}", file=sys.stderr)
                 passthrough(row, side_id, {"error": f"image unreadable: {exc}"})
                 book.outcome(row_id, None, {"error": f"image unreadable: {exc}"})
                 continue
@@ -290,7 +290,7 @@ def corrupt_folder(
                 image = read_image(regular_file_under(src, str(rel)))  # regular files inside the folder only
             except (ImageError, ValueError) as exc:
                 report.failed += 1
-                print(f"skipped: {exc}", file=sys.stderr)
+                print(f"not degraded: {exc}", file=sys.stderr)
                 for side in sides:
                     side.write(json.dumps({"image": printable(str(rel)), "error": str(exc)}) + "\n")
                 book.outcome(str(rel), None, {"error": str(exc)})

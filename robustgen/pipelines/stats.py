@@ -26,6 +26,7 @@ def compute(ds: Dataset, gallery: int = 12) -> dict[str, Any]:
     the tallies and the first ``gallery`` records, not the dataset)."""
     by_name: Counter[str] = Counter()
     by_stage: Counter[str] = Counter()
+    stage_names: dict[str, Counter[str]] = {s.value: Counter() for s in Stage}
     severities, totals, lengths = [], [], []
     gate = gate_of(ds)
     gate_fails: Counter[str] = Counter()
@@ -44,11 +45,18 @@ def compute(ds: Dataset, gallery: int = 12) -> dict[str, Any]:
             for d in degs:
                 by_name[d.name] += 1
                 by_stage[d.stage.value] += 1
+                stage_names[d.stage.value][d.name] += 1
                 severities.append(d.severity)
         totals.append(sum(d.severity for d in r.degradations))  # beside the chain's length: the first image
         lengths.append(word_count(r.chain.reasoning))
         gate_fails.update({f.code for f in gate_chain(r.chain, r.degradations, r.question, r.choices, gate)})
-    reasons = Counter(f"{str(f.get('stage', '?'))[:20]}: {str(f.get('reason', ''))[:70]}" for f in ds.failures())
+    reasons: Counter[str] = Counter()
+    damaged: list[str] = []
+    for where, f, err in ds.failure_lines():
+        if f is None:
+            damaged.append(f"{where}: {err}")  # named, never counted as nothing
+            continue
+        reasons[f"{str(f.get('stage', '?'))[:20]}: {str(f.get('reason', ''))[:70]}"] += 1
     return {
         "n": n,
         "gallery": first,
@@ -56,6 +64,8 @@ def compute(ds: Dataset, gallery: int = 12) -> dict[str, Any]:
         "multi_image": multi,
         "by_name": by_name,
         "by_stage": by_stage,
+        "stage_names": stage_names,
+        "damaged": damaged,
         "severities": severities,
         "totals": totals,
         "lengths": lengths,
@@ -144,6 +154,17 @@ def _thumb(ds: Dataset, rel: str, side: int = 256) -> str:
         return ""
 
 
+def _clean_thumb(ds: Dataset, rec: DatasetRecord, side: int = 256) -> str:
+    """The clean image of a record as a thumbnail, when the dataset can show it (kept in ``clean/``, a sample, or
+    inside its source folders); empty otherwise."""
+    from robustgen.images import load_image
+
+    try:
+        return data_url(load_image(ds.clean_source(rec)), side, quality=85)[0]
+    except (ValueError, ImageError):
+        return ""
+
+
 def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes]) -> str:
     e = html.escape
     m = {k: e(str(v)) for k, v in ds.counts().items()}
@@ -179,22 +200,29 @@ def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes]) -> str:
         parts.append("<h2>failure reasons</h2><table><tr><th>count</th><th>reason</th></tr>")
         parts += [f"<tr><td>{n}</td><td>{e(r)}</td></tr>" for r, n in st["reasons"].most_common()]
         parts.append("</table>")
-    parts.append("<h2>samples</h2>")
+    if st["damaged"]:
+        parts.append("<h2>damaged failure lines</h2><ul>")
+        parts += [f"<li>{e(d)}</li>" for d in st["damaged"]]
+        parts.append("</ul>")
+    parts.append("<h2>samples</h2><p>clean image (where the dataset can show it), then each degraded one</p>")
     for r in st["gallery"]:  # compute() kept the first records for it
+        clean = _clean_thumb(ds, r)
+        shown = [(f"{e(r.id)} clean", clean, "clean")] if clean else []
+        shown += [(f"{e(r.id)} image {k}", _thumb(ds, rel), "degraded") for k, rel in enumerate(r.images, 1)]
         parts.append(
             "<div class='card'>"
-            + "".join(f"<img alt='{e(r.id)} image {k}' src='{_thumb(ds, rel)}'>" for k, rel in enumerate(r.images, 1))
+            + "".join(f"<img alt='{alt}' data-role='{role}' src='{src}'>" for alt, src, role in shown)
             + f"<div><b>{e(r.id)}</b>: {e(r.question)}<div class='tag'>{e(r.response)}</div></div></div>"
         )
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_stats(root: str | Path, out: str | Path | None = None) -> tuple[dict[str, Any], Path]:
+def write_stats(root: str | Path, out: str | Path | None = None, gallery: int = 12) -> tuple[dict[str, Any], Path]:
     ds = Dataset.open(root)
     out = Path(out) if out else ds.root / "stats"
     out.mkdir(parents=True, exist_ok=True)
-    st = compute(ds)
+    st = compute(ds, gallery)
     images = plots(st)
     for name, data in images.items():
         (out / name).write_bytes(data)
