@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from importlib.metadata import entry_points
 
 #: the entry-point groups whose plugins change what a run writes
-GROUPS = ("robustgen.degraders", "robustgen.teachers")
+GROUPS = ("robustgen.degraders", "robustgen.teachers", "robustgen.sources")
 
 log = logging.getLogger("robustgen")
 

@@ -106,11 +106,22 @@ def test_replay_check_finds_a_changed_image(qa_dataset, tmp_path):
     assert res.returncode == 1 and f"{rec['id']}: {rec['image']} differs" in res.stderr
 
 
-def test_degrade_refuses_to_write_into_a_dataset(qa_dataset, tmp_path):
-    before = sorted(p.name for p in qa_dataset.iterdir())
-    res = cli("degrade", "--samples", "--out", qa_dataset)
-    usage_error(res, "holds a robustgen dataset")
-    assert sorted(p.name for p in qa_dataset.iterdir()) == before
+def test_degrade_and_replay_refuse_to_write_into_a_dataset_or_its_folders(qa_dataset, tmp_path):
+    before = sorted(str(p) for p in qa_dataset.rglob("*"))
+    usage_error(cli("degrade", "--samples", "--out", qa_dataset), "lies in the robustgen dataset")
+    usage_error(cli("degrade", "--samples", "--out", qa_dataset / "data"), "lies in the robustgen dataset")
+    sub = next(p for p in (qa_dataset / "images").iterdir() if p.is_dir())
+    usage_error(cli("replay", qa_dataset, "--out", sub, "--check"), "lies in the robustgen dataset")
+    assert sorted(str(p) for p in qa_dataset.rglob("*")) == before
+
+
+def test_an_earlier_dataset_resumes_the_recipe_records_no_unset_new_setting(tmp_path):
+    ds = tmp_path / "ds"
+    assert cli("synth", "--out", ds, "--limit", 2).returncode == 0
+    run = json.loads((ds / ".work" / "run.json").read_text())
+    assert "calibration" not in run["recipe"] and "calibration_sha256" not in run["recipe"]
+    res = cli("synth", "--out", ds, "--limit", 2)
+    assert res.returncode == 0 and "(2 from an earlier run)" in res.stdout, res.stderr
 
 
 def test_the_manifest_names_the_plugins_and_a_resume_with_others_is_refused(tmp_path):

@@ -474,13 +474,20 @@ _CONFUSABLES = frozenset(chr(c) for c in _CONFUSABLE)
 _WORDISH = re.compile(r"\w+")
 
 
-def _fold_word(m: re.Match) -> str:
+def _fold_word(m: re.Match, latin_text: bool = False) -> str:
     word = m.group()
     if word.isascii() or not any(ch in _CONFUSABLES for ch in word):
         return word
     if any(ch.isascii() and ch.isalpha() for ch in word):  # a Latin word with look-alike letters in it
         return word.translate(_CONFUSABLE)
+    if latin_text and all(ch in _CONFUSABLES for ch in word if ch.isalpha()):
+        return word.translate(_CONFUSABLE)  # "сору" spelt in look-alikes inside English text
     return word  # a word of another script (Greek "και", Russian "оса"): the language check sees it as it is
+
+
+def _mostly_latin(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    return bool(letters) and sum(ch.isascii() for ch in letters) * 2 > len(letters)
 
 
 def normalize(text: str) -> str:
@@ -491,7 +498,8 @@ def normalize(text: str) -> str:
         return text
     text = unicodedata.normalize("NFKC", text)
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return _WORDISH.sub(_fold_word, text)
+    latin = _mostly_latin(text)
+    return _WORDISH.sub(lambda m: _fold_word(m, latin), text)
 
 
 def _checks(

@@ -13,7 +13,7 @@ from robustgen.annotate.validate import check_chain, expected_types, word_count
 from robustgen.annotate.wording import answer_phrase, grouped, influence_of, join_labels, sentence, severity_word, verb
 from robustgen.schemas import ReasoningChain, TeacherInfo, TeacherResult, Usage
 
-TEMPLATE_VERSION = "template-3"
+TEMPLATE_VERSION = "template-4"  # 4: number agreement ("the scan lines mean")
 
 _GENERAL = (
     "Coarse shapes and the overall layout survive the damage better than fine texture, so they carry most "

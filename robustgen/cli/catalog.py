@@ -87,7 +87,9 @@ def calibrate_cmd(
         f"1 - SSIM is {rep['target']}, {100 * rep['share_within']:.0f}% of the non-geometric degraders within "
         f"+-0.05 once calibrated" + (f"; not: {', '.join(misses)}" if misses else "")
     )
-    out.print(f"use it in a recipe: calibrated: true and calibration: {out_file} (relative to the recipe file)")
+    out.print(
+        f"use it in a recipe: calibrated: true and calibration: {out_file.resolve()} (or a path relative to the recipe)"
+    )
 
 
 @app.command("recipes", rich_help_panel=PANEL)

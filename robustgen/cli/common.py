@@ -26,14 +26,20 @@ app = typer.Typer(
     add_completion=False,
 )
 out = Console(markup=False, highlight=False)  # plain output: paths and ids are never read as markup
-err = Console(stderr=True)
+err = Console(stderr=True, emoji=False)  # 'skimage:camera' stays text
 
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
-        out.print(f"robustgen {version('robustgen')}")
+        try:
+            found = version("robustgen")
+        except PackageNotFoundError:  # run from a checkout, not installed
+            import robustgen
+
+            found = robustgen.__version__
+        out.print(f"robustgen {found}")
         raise typer.Exit()
 
 

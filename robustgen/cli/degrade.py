@@ -75,7 +75,7 @@ def degrade(
     image_format: Annotated[str, typer.Option(help="png (lossless) or jpg (q95)")] = "png",
 ) -> None:
     """Degrade images; writes them plus records.jsonl (one DegradationPlan per image) into --out."""
-    from robustgen.pipelines.folders import describe, holds
+    from robustgen.pipelines.folders import describe, holds, in_dataset
     from robustgen.pipelines.output import safe_name
 
     with user_errors():
@@ -88,8 +88,10 @@ def degrade(
             raise RobustgenError("no input images: pass files, folders, skimage:NAME or --samples")
         specs = [parse_spec(s) for s in degrader] if degrader else None
         rec = Recipe.load(recipe) if recipe is not None else Recipe()
-        if (kind := holds(out_dir)) in ("dataset", "eval", "eval-report"):
+        if (kind := holds(out_dir)) in ("eval", "eval-report"):
             raise RobustgenError(f"--out {out_dir}: holds {describe(kind)}; choose another folder")
+        if (ds := in_dataset(out_dir)) is not None:
+            raise RobustgenError(f"--out {out_dir}: lies in the robustgen dataset {ds}; choose a folder outside it")
     out_dir.mkdir(parents=True, exist_ok=True)
     records, failures = out_dir / "records.jsonl", out_dir / "failures.jsonl"
     for p in (records, failures):
@@ -146,15 +148,15 @@ def replay_cmd(
     ] = None,
 ) -> None:
     """Re-render degraded images from their records, byte for byte as they were written."""
-    from robustgen.pipelines.folders import holds
+    from robustgen.pipelines.folders import in_dataset
     from robustgen.pipelines.replay import dataset_of, replay_dataset
 
     with user_errors():
         for path in records:
             if not path.exists():
                 raise RobustgenError(f"{path}: no such file or folder")
-        if holds(out_dir) == "dataset":
-            raise RobustgenError(f"--out {out_dir}: holds a robustgen dataset; choose another folder")
+        if (ds := in_dataset(out_dir)) is not None:
+            raise RobustgenError(f"--out {out_dir}: lies in the robustgen dataset {ds}; choose a folder outside it")
     totals = {"done": 0, "bad": 0, "mismatched": 0}
     for path in records:
         with user_errors():

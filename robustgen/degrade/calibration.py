@@ -174,6 +174,10 @@ def _user_table(path: str, sha256: str) -> dict[str, Any]:
     return table
 
 
+def _numbers(values: list) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) and v == v for v in values)
+
+
 def table_sha256(path: str | Path) -> str:
     """The SHA-256 of a calibration table file; ``ValueError`` naming the file when it is not one."""
     try:
@@ -184,6 +188,14 @@ def table_sha256(path: str | Path) -> str:
     except (ValueError, RecursionError):
         raise ValueError(f"calibration: {path}: not a JSON calibration table") from None
     ok = isinstance(table, dict) and isinstance(table.get("degraders"), dict) and isinstance(table.get("grid"), list)
-    if not ok or table.get("version") != TABLE_VERSION or not isinstance(table.get("target"), list):
+    ok = ok and table.get("version") == TABLE_VERSION and isinstance(table.get("target"), list)
+    n = len(table["grid"]) if ok else 0
+    ok = ok and n >= 2 and len(table["target"]) == n and _numbers(table["grid"]) and _numbers(table["target"])
+    ok = ok and all(
+        isinstance(e, dict) and isinstance(e.get("ssim_drop"), list) and len(e["ssim_drop"]) == n
+        and _numbers(e["ssim_drop"])
+        for e in table["degraders"].values()
+    )  # fmt: skip
+    if not ok:
         raise ValueError(f"calibration: {path}: not a table written by `robustgen calibrate` (version {TABLE_VERSION})")
     return hashlib.sha256(data).hexdigest()

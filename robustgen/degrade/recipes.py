@@ -136,7 +136,10 @@ class Recipe(RecipeSchema):
         return recipe
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The recipe as JSON data; settings added later are left out while unset, so a run recorded before them
+        resumes as before."""
+        unset = {k for k in ("calibration", "calibration_sha256") if getattr(self, k) is None}
+        return self.model_dump(mode="json", exclude=unset)
 
     def candidates(self) -> list[Degrader]:
         allowed = set(self.degraders) if self.degraders is not None else None

@@ -222,9 +222,15 @@ def _narrow(root: Path) -> bool:
         return False
     if root.is_relative_to(home) and root != home:
         return True
-    if root == Path("/") or home.is_relative_to(root):
+    if len(root.parts) < 3 or home.is_relative_to(root):  # '/', '/tmp', '/data': a whole top-level tree
         return False
     return not any(root.is_relative_to(s) for s in _SYSTEM)
+
+
+def _absurd(root: Path) -> bool:
+    """A recorded source folder no dataset can honestly name: '/', a system folder, the home folder or one above."""
+    home = Path.home()
+    return root == Path("/") or home.is_relative_to(root) or any(root.is_relative_to(s) for s in _SYSTEM)
 
 
 def _visible(root: Path) -> bool:
@@ -302,7 +308,10 @@ def validate_dataset(root: str | Path) -> list[str]:
     ds = Dataset.open(root)
     gate, band = gate_of(ds), band_of(ds)
     roots = ds.recorded_roots()  # provenance as recorded; whether eval may read there is eval's question
-    problems: list[str] = []
+    problems: list[str] = [
+        f"manifest.json: source.roots names {r}, too broad for a source folder" for r in roots or [] if _absurd(r)
+    ]
+    roots = [r for r in roots if not _absurd(r)] if roots is not None else None
     seen: dict[str, str] = {}
     n = 0
     for where, obj, err in ds.raw_records():

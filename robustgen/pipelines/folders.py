@@ -27,6 +27,14 @@ def describe(kind: str) -> str:
     return _KIND_WORDS.get(kind, "files robustgen did not write")
 
 
+def in_dataset(folder: Path) -> Path | None:
+    """The robustgen dataset ``folder`` is, or lies inside (its images/, data/, ...), or None."""
+    for here in [folder.resolve(), *folder.resolve().parents]:
+        if (here / "manifest.json").is_file() and (here / "data").is_dir():
+            return here
+    return None
+
+
 def holds(folder: Path) -> str | None:
     """What ``folder`` holds: a kind from ``_KIND_WORDS``, ``"other"`` (files robustgen did not write), or None
     (absent or empty)."""
@@ -41,8 +49,8 @@ def holds(folder: Path) -> str | None:
         return "dataset"
     if (folder / ".work" / "run.json").is_file():
         return "eval"  # an eval run from before kind notes
-    if (folder / "predictions").is_dir() and not (folder / ".work").exists():
-        return "eval-report"  # an eval-report folder from before kind notes
+    if (folder / "predictions").is_dir() and _report_json(folder) and not (folder / ".work").exists():
+        return "eval-report"  # an eval-report folder from before kind notes: predictions/ and its report.json
     return "other" if any(p.name != LOCK_FILE for p in folder.iterdir()) else None
 
 
@@ -69,6 +77,14 @@ def check_claim(folder: Path, kind: str, identity: dict[str, Any] | None = None)
             raise RobustgenError(
                 f"--out {folder}: holds {what} of other inputs ({', '.join(diff)}); choose another folder"
             )
+
+
+def _report_json(folder: Path) -> bool:
+    try:
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(report, dict) and isinstance(report.get("levels"), dict)
 
 
 def _note(folder: Path) -> dict[str, Any] | None:

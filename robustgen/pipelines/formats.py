@@ -90,8 +90,10 @@ def register_exporter(fmt: ExportFormat) -> ExportFormat:
 def _check(fmt: Any, kind: type, table: dict[str, Any]) -> None:
     if not isinstance(fmt, kind):
         raise TypeError(f"a {kind.__name__} is expected, got {type(fmt).__name__}")
-    if not fmt.name or not fmt.name.replace("-", "").replace("_", "").isalnum():
+    if not isinstance(fmt.name, str) or not fmt.name.replace("-", "").replace("_", "").isalnum():
         raise TypeError(f"format name {fmt.name!r}: letters, digits, '-' and '_' only")
+    if fmt.name in ("auto", "samples"):
+        raise TypeError(f"format name {fmt.name!r} is reserved")
     if fmt.name in table and table[fmt.name] is not fmt:
         raise TypeError(f"the format {fmt.name!r} is registered twice")
 
@@ -107,13 +109,12 @@ def _load(kind: str) -> None:
         want = SourceFormat if kind == "sources" else ExportFormat
         register = register_source if kind == "sources" else register_exporter
         for name, obj in load_entry_points(f"robustgen.{'sources' if kind == 'sources' else 'exporters'}"):
-            fmt = obj() if callable(obj) and not isinstance(obj, want) else obj
-            try:
-                register(fmt)
-            except TypeError as exc:
+            try:  # a broken plugin is logged and left out: it never takes the built-ins down
+                register(obj() if callable(obj) and not isinstance(obj, want) else obj)
+            except Exception as exc:  # noqa: BLE001
                 import logging
 
-                logging.getLogger("robustgen").warning("robustgen: plugin %r is not a format: %s", name, exc)
+                logging.getLogger("robustgen").warning("robustgen: plugin %r is not a usable format: %s", name, exc)
         _loaded[kind] = True
 
 

@@ -56,7 +56,8 @@ def _which(row: SourceRow, degs: list[AppliedDegradation], rng: np.random.Genera
     if target is None:
         why = "No degradation was applied: edges, texture and colour look as a camera recorded them."
     else:
-        why = f"{target.label.capitalize()} {be(target.label)} visible: {influence_of(target)}."
+        label = target.label[:1].upper() + target.label[1:]
+        why = f"{label} {be(target.label)} visible: {influence_of(target)}."
     question = "Which of these degradations affects this image?"
     return row.model_copy(update={"question": question, "choices": choices, "answer": str(answer), "rationale": why})
 
@@ -66,7 +67,8 @@ def _strength(row: SourceRow, degs: list[AppliedDegradation], rng: np.random.Gen
     target = max(groups[int(rng.integers(0, len(groups)))], key=lambda d: d.severity)
     word = severity_word(target.severity)
     # no article: the question already says "the <label>", and a chain quoting both must not repeat itself
-    why = f"{target.label.capitalize()} {be(target.label)} {word}: {influence_of(target)}, to a {word} degree."
+    label = target.label[:1].upper() + target.label[1:]
+    why = f"{label} {be(target.label)} {word}: {influence_of(target)}, to a {word} degree."
     return row.model_copy(
         update={
             "question": f"How strong {be(target.label)} the {target.label} in this image?",

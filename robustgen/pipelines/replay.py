@@ -78,10 +78,11 @@ def replay_dataset(
             versions = [(rec.image, rec.degradations), *((x.image, x.degradations) for x in rec.extra_images)]
             for k, (rel, degradations) in enumerate(versions, 1):
                 data = encode(replay(clean, degradations), fmt)
+                stored = plain_file_under(ds.root, rel).read_bytes() if check else b""  # read before any write
                 (out / f"{safe_name(rec.id)}{'' if k == 1 else f'-{k}'}.{fmt}").write_bytes(data)
                 count.images += 1
                 if check:
-                    same = plain_file_under(ds.root, rel).read_bytes() == data
+                    same = stored == data
                     count.matched += same
                     count.mismatched += not same
                     if not same:

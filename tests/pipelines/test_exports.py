@@ -146,7 +146,8 @@ def test_stats_writes_plots_and_a_page(dataset, tmp_path):
         img = cv2.imread(str(tmp_path / name))
         assert img is not None and img.shape[0] > 150 and img.shape[1] > 300 and img.std() > 5
     page = (tmp_path / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and page.count("data:image/jpeg;base64,") == 8
+    assert page.count("data:image/png;base64,") == 4 and page.count("data:image/jpeg;base64,") == 16
+    assert page.count("data-role='degraded'") == 8 and page.count("data-role='clean'") == 8  # side by side
     assert "&lt;TYPE&gt;" in page and "astronaut-suit" in page
 
 

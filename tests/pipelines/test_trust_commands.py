@@ -128,16 +128,16 @@ def test_a_manifest_widening_its_roots_to_everything_is_not_trusted(folder_datas
     ds = tmp_path / "ds"
     shutil.copytree(src, ds)
     manifest = json.loads((ds / "manifest.json").read_text())
-    manifest["source"]["roots"] = ["/", str(Path.home()), "/etc"]
+    manifest["source"]["roots"] = ["/", str(Path.home()), "/etc", "/tmp"]
     (ds / "manifest.json").write_text(json.dumps(manifest))
     shard, recs = _records(ds)
     recs[0]["source_image"] = str(private)
     _write(shard, recs)
     res = cli("validate", ds)
-    assert res.returncode == 1 and "source_image is outside" in res.stdout + res.stderr
+    assert res.returncode == 1 and "too broad for a source folder" in res.stdout + res.stderr
     with FakeOpenAI(replier=lambda body: ("A", "stop")) as server:
         res = cli("eval", ds, "--out", tmp_path / "ev", "--model", "m", "--base-url", server.url, "--levels", "0.5")
-        assert len(server.requests) == 0  # no root left to read from: every item fails, nothing is sent
+        assert len(server.requests) == 0  # no root left to read from (/tmp is a whole tree): nothing is sent
     one_line(res, 3)
 
 
@@ -484,3 +484,16 @@ def test_a_torn_last_prediction_line_is_what_a_kill_leaves_and_is_not_an_error(t
     clean.write_bytes(clean.read_bytes() + b'{"id": "9", "lev')
     res = cli("eval-compare", tmp_path / "a", tmp_path / "a")
     one_line(res, 0)
+
+
+def test_a_folder_of_the_users_own_predictions_is_not_taken_for_a_report(tmp_path):
+    mine = tmp_path / "exp"
+    (mine / "predictions").mkdir(parents=True)
+    (mine / "predictions" / "model-a.jsonl").write_text('{"id": "1", "correct": true}\n')
+    src = _bench(tmp_path)
+    man = _manifest(tmp_path, src)
+    preds = tmp_path / "Bench.preds.tsv"
+    preds.write_text("index\tquestion\tA\tB\tanswer\tprediction\n0\tq\tx\ty\tA\tA\n")
+    res = cli("eval-report", "--vlmeval-preds", preds, "--manifest", man, "--out", mine)
+    assert "files robustgen did not write" in one_line(res, 2)
+    assert (mine / "predictions" / "model-a.jsonl").is_file()
