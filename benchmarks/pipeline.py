@@ -94,20 +94,26 @@ def per_row_cpu(src: Path, tmp: Path) -> list[str]:
     rows = [json.loads(line) for line in src.read_text().splitlines()]
     with mp.get_context("spawn").Pool(2, initializer=_init) as pool:
         bare = list(pool.imap_unordered(_bare_one, [(r, str(src.parent), str(tmp / "cpu-bare")) for r in rows], 16))
-    cfg = SynthConfig(out=str(tmp / "cpu-synth"), source=str(src))
-    out = Output(cfg.out)
-    out.mkdirs(WORK_DIR)
-    queue = ChunkQueue()
-    stream_inputs(cfg, out, set(), set(), queue)
-    chunks = queue.chunks
-    spec = job_spec(cfg)
-    with mp.get_context("spawn").Pool(2, initializer=_init) as pool:
-        done = list(pool.imap_unordered(_chunk_one, [(spec, rel) for rel in chunks]))
+
+    def chunk_ms(name: str, recipe: dict) -> float:
+        cfg = SynthConfig(out=str(tmp / name), source=str(src), recipe=recipe)
+        out = Output(cfg.out)
+        out.mkdirs(WORK_DIR)
+        queue = ChunkQueue()
+        stream_inputs(cfg, out, set(), set(), queue)
+        spec = job_spec(cfg)
+        with mp.get_context("spawn").Pool(2, initializer=_init) as pool:
+            done = list(pool.imap_unordered(_chunk_one, [(spec, rel) for rel in queue.chunks]))
+        return 1000 * sum(c for _, c in done[2:]) / sum(n for n, _ in done[2:])
+
+    synth_ms = chunk_ms("cpu-synth", {})
+    nofloor_ms = chunk_ms("cpu-synth-nofloor", {"visibility": {"enabled": False}})
     bare_ms = 1000 * sum(bare[32:]) / len(bare[32:])  # past each worker's first rows (imports, caches)
-    synth_ms = 1000 * sum(c for _, c in done[2:]) / sum(n for n, _ in done[2:])
     return [
         f"| CPU per row in a worker, {len(rows)} rows, no Ray | bare loop {bare_ms:.2f} ms, synth's chunk work "
-        f"{synth_ms:.2f} ms: bare / synth {bare_ms / synth_ms:.2f} |"
+        f"{synth_ms:.2f} ms: bare / synth {bare_ms / synth_ms:.2f} |",
+        f"| the visibility floor's cost per row (same rows) | synth {synth_ms:.2f} ms with the floor, "
+        f"{nofloor_ms:.2f} ms without: {100 * (synth_ms - nofloor_ms) / synth_ms:.1f}% of a row's CPU |",
     ]
 
 

@@ -167,6 +167,12 @@ def stats_cmd(
     out.print(table)
     for line in st["damaged"][:10]:
         complain("damaged", "yellow", line)
+    if v := st["visibility"]:
+        weakest = sorted(v["degraders"].items(), key=lambda kv: kv[1]["median_ssim_drop"])[:3]
+        out.print(
+            f"visibility: {v['steps']} steps measured, {100 * v['near_floor']:.1f}% within 1.5x of the floor; "
+            "weakest (median 1 - SSIM): " + ", ".join(f"{n} {r['median_ssim_drop']}" for n, r in weakest)
+        )
     if st["n"]:
         from robustgen.annotate.gate import CODES
 

@@ -108,6 +108,26 @@ class Task:
     row: SourceRow
     versions: list[list[AppliedDegradation]]
 
+    def held(self, versions: list[list[AppliedDegradation]], qualities: list[Quality]) -> Task | None:
+        """This task over ``versions`` as applied (each step with its measured effect): its rationale restated from
+        them, or None when the images do not support the answer (a degrader missing, the SSIM gap under
+        ``MIN_GAP``, or the version answered as more degraded not the one with the lower SSIM)."""
+        if self.kind != "compare":
+            return self
+        names = [[d.name for d in v] for v in versions]
+        if names != [[d.name for d in v] for v in self.versions]:
+            return None
+        worse = int(self.row.answer or 0)
+        gap = qualities[1 - worse].ssim - qualities[worse].ssim  # the worse one has the lower SSIM
+        if gap < MIN_GAP:
+            return None
+        words = [", ".join(severity_word(max(d.severity for d in g)) for g in grouped(v)) for v in versions]
+        why = (
+            f"Both images carry the same {join_labels(versions[0])}: {words[0]} in the first and {words[1]} in the "
+            f"second, so {ORDINALS[worse]} loses more detail and is the more degraded one."
+        )
+        return Task(self.kind, self.row.model_copy(update={"rationale": why}), versions)
+
     def settled(self, qualities: list[Quality]) -> bool:
         """Whether the images, measured, support the answer: a two-image question needs a visible gap."""
         if self.kind != "compare":

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 from robustgen.annotate.base import Teacher, TeacherFailure, TeacherInput
 from robustgen.annotate.contract import check_record
 from robustgen.annotate.gate import gate_chain, quality_of
-from robustgen.degrade.apply import replay
 from robustgen.degrade.quality import psnr, ssim
 from robustgen.degrade.recipes import Recipe
+from robustgen.degrade.visibility import realize
 from robustgen.errors import RobustgenError, first_line, row_reason, stops_the_run
 from robustgen.images import SAMPLE_PREFIX, decode, encode, load_image, pixel_sha256, read_bytes
 from robustgen.pipelines.output import DATA_DIR, WORK_DIR, Output, image_relpath, shard_name
@@ -74,18 +74,31 @@ def degrade_row(
     try:
         clean = load_row_image(row)
         plan = recipe.sample(seed=seed, sample_id=row.id)
-        versions = [plan.degradations]
+        # every step held to the visibility floor on the image it is applied to (records hold what was applied)
+        real = realize(clean, plan.degradations, recipe.visibility, seed, row.id)
+        versions = [real.records]
+        renders, qualities = [real.image], [_quality(clean, real.image, with_ssim or task == "degradation-qa")]
         if task == "degradation-qa":
             from robustgen.pipelines.perception import perception_task
 
-            asked = perception_task(row, plan.degradations, seed)
-            renders, qualities = _render(clean, asked.versions, True)
-            if not asked.settled(qualities):  # two versions too alike to tell apart: ask something else
-                asked = perception_task(row, plan.degradations, seed, two_images=False)
-                renders, qualities = _render(clean, asked.versions, True)
-            row, versions = asked.row, asked.versions
-        else:
-            renders, qualities = _render(clean, versions, with_ssim)
+            asked = perception_task(row, real.records, seed)
+            if asked.kind == "compare":  # two versions of the picture: each held to the floor too
+                held = [
+                    realize(clean, v, recipe.visibility, seed, row.id, stream=f"visible-v{i}")
+                    for i, v in enumerate(asked.versions)
+                ]
+                pair = [_quality(clean, h.image, True) for h in held]
+                # the two versions differ in strength only (same draws): one the floor had to draw again is not a pair
+                alike = not any(h.redrawn or h.dropped for h in held)
+                restated = asked.held([h.records for h in held], pair) if alike else None
+                if restated is not None:
+                    asked, versions = restated, restated.versions
+                    renders, qualities = [h.image for h in held], pair
+                else:  # a version lost a step, or the two are too alike (or turned round): ask something else
+                    asked = perception_task(row, real.records, seed, two_images=False)
+            row = asked.row
+            if asked.kind != "compare":
+                versions = [real.records]
         rels = [image_relpath(row.id, image_format, k) for k in range(1, len(renders) + 1)]
         for k, (rel, degraded) in enumerate(zip(rels, renders, strict=True)):
             data = encode(degraded, image_format)
@@ -108,6 +121,7 @@ def degrade_row(
             quality=qualities[0],
             clean_image=clean_rel,
             extra_images=extra,
+            dropped=real.dropped,
         )
     except BaseException as exc:
         if stops_the_run(exc):
@@ -129,13 +143,9 @@ def discard(out: Output, rels: list[str]) -> None:
             pass  # already gone, or the folder turned read-only: validate does not count stray files
 
 
-def _render(clean: np.ndarray, versions: list[list], with_ssim: bool) -> tuple[list[np.ndarray], list[Quality]]:
-    """Each version of ``clean`` and its quality against it (SSIM only when asked: it costs 0.6 ms a sample)."""
-    renders = [replay(clean, v) for v in versions]
-    qualities = [
-        Quality(psnr=round(psnr(clean, r), 4), ssim=round(ssim(clean, r), 6) if with_ssim else None) for r in renders
-    ]
-    return renders, qualities
+def _quality(clean: np.ndarray, degraded: np.ndarray, with_ssim: bool) -> Quality:
+    """A version's quality against the clean image (SSIM only when asked: it costs 0.6 ms a sample)."""
+    return Quality(psnr=round(psnr(clean, degraded), 4), ssim=round(ssim(clean, degraded), 6) if with_ssim else None)
 
 
 def write_clean(out: Output, clean: np.ndarray) -> str:
@@ -219,6 +229,7 @@ async def _annotated(
             chain_quality=quality_of(findings, gate),
             clean_image=sample.clean_image,
             extra_images=sample.extra_images,
+            dropped=sample.dropped,
             judge=result.judge,
         )
     except ValidationError as exc:

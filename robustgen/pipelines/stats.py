@@ -27,6 +27,7 @@ def compute(ds: Dataset, gallery: int = 12) -> dict[str, Any]:
     by_name: Counter[str] = Counter()
     by_stage: Counter[str] = Counter()
     stage_names: dict[str, Counter[str]] = {s.value: Counter() for s in Stage}
+    seen: dict[str, list[tuple[float, float | None]]] = {}  # per degrader: each step's measured effect
     severities, totals, lengths = [], [], []
     gate = gate_of(ds)
     gate_fails: Counter[str] = Counter()
@@ -46,6 +47,8 @@ def compute(ds: Dataset, gallery: int = 12) -> dict[str, Any]:
                 by_name[d.name] += 1
                 by_stage[d.stage.value] += 1
                 stage_names[d.stage.value][d.name] += 1
+                if d.visibility is not None:
+                    seen.setdefault(d.name, []).append((d.visibility.ssim_drop, d.visibility.delta_e))
                 severities.append(d.severity)
         totals.append(sum(d.severity for d in r.degradations))  # beside the chain's length: the first image
         lengths.append(word_count(r.chain.reasoning))
@@ -65,6 +68,7 @@ def compute(ds: Dataset, gallery: int = 12) -> dict[str, Any]:
         "by_name": by_name,
         "by_stage": by_stage,
         "stage_names": stage_names,
+        "visibility": _visibility(seen, _floor(ds)),
         "damaged": damaged,
         "severities": severities,
         "totals": totals,
@@ -74,6 +78,38 @@ def compute(ds: Dataset, gallery: int = 12) -> dict[str, Any]:
         "judge": _judge_summary(verdicts),
         "failed": sum(reasons.values()),
     }
+
+
+def _floor(ds: Dataset):
+    from robustgen.pipelines.dataset import _recipe_part
+    from robustgen.schemas.recipe import VisibilityFloor
+
+    return _recipe_part(ds, "visibility", VisibilityFloor)
+
+
+def _visibility(seen: dict[str, list[tuple[float, float | None]]], floor) -> dict[str, Any] | None:
+    """Per degrader: steps measured, median and least 1 - SSIM, and the share of steps near the floor (under 1.5x
+    it, by SSIM drop or colour difference); None when no record carries measurements (a floor turned off)."""
+    if not seen:
+        return None
+
+    def near(drop: float, de: float | None) -> bool:
+        if drop >= floor.min_ssim_drop:
+            return drop < 1.5 * floor.min_ssim_drop
+        return de is not None and de < 1.5 * floor.min_delta_e
+
+    rows = {
+        name: {
+            "steps": len(v),
+            "median_ssim_drop": round(float(np.median([d for d, _ in v])), 4),
+            "min_ssim_drop": round(min(d for d, _ in v), 4),
+            "near_floor": round(sum(near(d, e) for d, e in v) / len(v), 3),
+        }
+        for name, v in sorted(seen.items())
+    }
+    steps = sum(len(v) for v in seen.values())
+    close = sum(near(d, e) for v in seen.values() for d, e in v)
+    return {"floor": floor.model_dump(), "steps": steps, "near_floor": round(close / steps, 3), "degraders": rows}
 
 
 def _judge_summary(verdicts: list[JudgeVerdict]) -> dict[str, Any] | None:
@@ -199,6 +235,20 @@ def html_page(ds: Dataset, st: dict[str, Any], images: dict[str, bytes]) -> str:
     if st["reasons"]:
         parts.append("<h2>failure reasons</h2><table><tr><th>count</th><th>reason</th></tr>")
         parts += [f"<tr><td>{n}</td><td>{e(r)}</td></tr>" for r, n in st["reasons"].most_common()]
+        parts.append("</table>")
+    if st["visibility"]:
+        v = st["visibility"]
+        parts.append(
+            f"<h2>visibility</h2><p>each step's effect on the image it was applied to: {v['steps']} steps, "
+            f"{100 * v['near_floor']:.1f}% within 1.5x of the floor (1 - SSIM {v['floor']['min_ssim_drop']}, "
+            f"or CIEDE2000 {v['floor']['min_delta_e']})</p><table><tr><th>degrader</th><th>steps</th>"
+            "<th>median 1 - SSIM</th><th>least</th><th>near the floor</th></tr>"
+        )
+        parts += [
+            f"<tr><td>{e(n)}</td><td>{r['steps']}</td><td>{r['median_ssim_drop']}</td><td>{r['min_ssim_drop']}</td>"
+            f"<td>{100 * r['near_floor']:.0f}%</td></tr>"
+            for n, r in v["degraders"].items()
+        ]
         parts.append("</table>")
     if st["damaged"]:
         parts.append("<h2>damaged failure lines</h2><ul>")

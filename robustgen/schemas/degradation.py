@@ -36,6 +36,17 @@ def _check_json_scalars(value: Any, where: str) -> None:
     raise ValueError(f"{where}: {type(value).__name__} is not a JSON scalar (arrays are not allowed)")
 
 
+class Visibility(BaseModel):
+    """What one step did to the image it was applied to (the visibility floor's measurement)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ssim_drop: float = Field(ge=0.0, le=2.0, description="1 - SSIM on luma between the image before and after")
+    delta_e: float | None = Field(
+        default=None, ge=0.0, description="mean CIEDE2000 colour difference (measured when the SSIM drop is small)"
+    )
+
+
 class AppliedDegradation(BaseModel):
     """One degradation as it was applied: enough to replay it byte for byte on the clean image."""
 
@@ -49,6 +60,9 @@ class AppliedDegradation(BaseModel):
         description="the exact scalars the pixels were made with (JSON types only)"
     )
     seed: int = Field(ge=0, description="seed of the generator that drives any noise field")
+    visibility: Visibility | None = Field(
+        default=None, description="the step's measured effect on the image it was applied to (recipe visibility)"
+    )
 
     @field_validator("params")
     @classmethod

@@ -112,6 +112,19 @@ class ChainGate(BaseModel):
     max_repeats: int = Field(default=3, ge=2, le=100, description="an n-gram seen this often is degeneration")
 
 
+class VisibilityFloor(BaseModel):
+    """The least a written degradation must change the image it is applied to (``robustgen.degrade.visibility``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    min_ssim_drop: float = Field(default=0.02, ge=0.0, le=1.0, description="1 - SSIM on luma, at least")
+    min_delta_e: float = Field(
+        default=2.0, ge=0.0, description="or, for colour-only effects, a mean CIEDE2000 colour difference of at least"
+    )
+    redraws: int = Field(default=3, ge=1, le=8, description="stronger draws tried (the last at severity 1)")
+
+
 class Recipe(BaseModel):
     """A degradation recipe. Unknown keys are rejected."""
 
@@ -162,6 +175,9 @@ class Recipe(BaseModel):
     order: Literal["physical", "paper", "random"] = "physical"
     reasoning_length: LengthBand = Field(default_factory=LengthBand, description="REASONING word band")
     chain_gate: ChainGate = Field(default_factory=ChainGate, description="the chain quality gate's checks")
+    visibility: VisibilityFloor = Field(
+        default_factory=VisibilityFloor, description="every written degradation visibly changes its image"
+    )
 
     @model_validator(mode="after")
     def _weights(self) -> Recipe:

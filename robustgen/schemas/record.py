@@ -72,6 +72,10 @@ class DatasetRecord(BaseModel):
     clean_image: str | None = Field(
         default=None, description="the clean image, relative to the dataset folder (synth --keep-clean), else None"
     )
+    dropped: list[str] = Field(
+        default_factory=list,
+        description="planned degraders left out as invisible on this image even at severity 1 (recipe visibility)",
+    )
     extra_images: list[ExtraImage] = Field(
         default_factory=list,
         description="images after the first, in prompt order (one <image> each); ``degradations`` and ``quality`` "

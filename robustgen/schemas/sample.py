@@ -110,6 +110,9 @@ class DegradedSample(BaseModel):
     quality: Quality
     clean_image: str | None = Field(default=None, description="the clean image kept beside it (synth --keep-clean)")
     extra_images: list[ExtraImage] = Field(default_factory=list, description="later images of a multi-image task")
+    dropped: list[str] = Field(
+        default_factory=list, description="planned degraders left out: invisible on this image even at severity 1"
+    )
 
     @property
     def images(self) -> list[str]:

@@ -1,0 +1,121 @@
+"""Labels that match what is visible: on the built-in samples, over several seeds and both tasks, every written
+step changes the image it was applied to by at least the floor (measured again here, step by step from the clean
+source), perception questions only name written steps, and replay stays byte-exact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robustgen.degrade.apply import render, replay
+from robustgen.degrade.quality import ssim
+from robustgen.degrade.recipes import fixed_plan
+from robustgen.degrade.visibility import delta_e, realize
+from robustgen.images import load_image
+from robustgen.schemas import AppliedDegradation
+from robustgen.schemas.recipe import VisibilityFloor
+
+from ..helpers import cli
+
+FLOOR = VisibilityFloor()
+
+
+def _steps_visible(clean: np.ndarray, records: list[dict]) -> list[str]:
+    """The records whose own effect, replayed from ``clean``, is under the floor (empty when all show)."""
+    out, hidden = clean, []
+    for raw in records:
+        rec = AppliedDegradation.model_validate(raw)
+        after = render(out, rec)
+        drop = 1.0 - ssim(out, after)
+        if drop < FLOOR.min_ssim_drop and delta_e(out, after) < FLOOR.min_delta_e:
+            hidden.append(f"{rec.name}({rec.severity}): 1-SSIM {drop:.4f}")
+        assert rec.visibility is not None and abs(rec.visibility.ssim_drop - round(max(0.0, drop), 5)) < 1e-4
+        out = after
+    return hidden
+
+
+@pytest.fixture(scope="module", params=[(seed, task) for seed in range(3) for task in ("answer", "degradation-qa")])
+def dataset(request, tmp_path_factory) -> tuple[Path, str]:
+    seed, task = request.param
+    out = tmp_path_factory.mktemp("vis") / "ds"
+    res = cli("synth", "--out", out, "--seed", seed, "--task", task, "--workers", 1)
+    assert res.returncode == 0, res.stderr
+    return out, task
+
+
+def _records(ds: Path) -> list[dict]:
+    return [json.loads(line) for shard in sorted((ds / "data").glob("*.jsonl")) for line in shard.open()]
+
+
+def test_no_written_step_is_under_the_floor(dataset):
+    ds, _ = dataset
+    for rec in _records(ds):
+        clean = load_image(rec["source_image"])
+        for version in (rec["degradations"], *(x["degradations"] for x in rec.get("extra_images") or [])):
+            assert _steps_visible(clean, version) == [], rec["id"]
+
+
+def test_perception_questions_name_only_written_steps(dataset):
+    ds, task = dataset
+    if task != "degradation-qa":
+        return
+    for rec in _records(ds):
+        labels = {d["label"] for d in rec["degradations"]}
+        q = rec["question"]
+        if q.startswith("How strong"):
+            assert any(f" the {label} in this image" in q for label in labels), (q, labels)
+        if q.startswith("Which of these degradations"):
+            named = rec["choices"][int(rec["answer"])]
+            assert named in labels or named.startswith("none"), (named, labels)
+
+
+def test_replay_of_records_written_with_the_floor_is_byte_exact(dataset, tmp_path):
+    ds, _ = dataset
+    res = cli("replay", ds, "--out", tmp_path / "r", "--check")
+    assert res.returncode == 0, res.stderr
+    n = sum(1 + len(r.get("extra_images") or []) for r in _records(ds))
+    assert f"{n}/{n} match" in res.stdout
+
+
+def test_a_step_under_the_floor_is_drawn_again_stronger_and_deterministically():
+    img = load_image("skimage:coffee")
+    weak = fixed_plan([("compression", 0.05)], seed=1, sample_id="s").degradations
+    assert 1.0 - ssim(img, replay(img, weak)) < FLOOR.min_ssim_drop  # planned too weak to see
+    a = realize(img, weak, FLOOR, seed=1, sample_id="s")
+    b = realize(img, weak, FLOOR, seed=1, sample_id="s")
+    assert a.records == b.records and a.redrawn >= 1 and not a.dropped
+    assert a.records[0].severity > weak[0].severity
+    assert np.array_equal(replay(img, a.records), a.image)
+
+
+def test_a_step_invisible_even_at_full_strength_is_dropped_and_said():
+    black = np.zeros((64, 64, 3), np.uint8)
+    plan = fixed_plan([("darkness", 0.5), ("noise", 0.6)], seed=0, sample_id="b").degradations
+    got = realize(black, plan, FLOOR, seed=0, sample_id="b")
+    assert got.dropped == ["darkness"] and [r.name for r in got.records] == ["noise"]
+
+
+def test_the_floor_is_a_recipe_setting(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("visibility: {enabled: false}\n")
+    res = cli("synth", "--out", tmp_path / "ds", "--limit", 3, "--recipe", recipe, "--workers", 1)
+    assert res.returncode == 0, res.stderr
+    recs = _records(tmp_path / "ds")
+    assert all(d.get("visibility") is None for r in recs for d in r["degradations"])
+
+
+def test_stats_reports_visibility_per_degrader(dataset, tmp_path):
+    ds, _ = dataset
+    res = cli("stats", ds, "--out", tmp_path / "st")
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    recs = _records(ds)
+    steps = sum(len(r["degradations"]) + sum(len(x["degradations"]) for x in r.get("extra_images") or []) for r in recs)
+    assert f"visibility: {steps} steps measured" in text
+    page = (tmp_path / "st" / "index.html").read_text()
+    assert "<h2>visibility</h2>" in page and "near the floor" in page
+    names = {d["name"] for r in _records(ds) for d in r["degradations"]}
+    assert all(f"<tr><td>{n}</td>" in page for n in names)
