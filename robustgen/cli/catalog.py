@@ -31,7 +31,20 @@ def list_cmd(
     stage: Annotated[Stage | None, typer.Option(help="only this stage")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable list")] = False,
 ) -> None:
-    """Every registered degrader: name, TYPE label, stage and params schema."""
+    """Every registered degrader: name, TYPE label, stage, params schema, and whether `calibrated: true` can bring
+    it to the catalog's quality drop at severity 0.5 (the shipped table)."""
+    from robustgen.degrade.calibration import report, shipped_table
+
+    cal = report(shipped_table())["degraders"]
+
+    def calibration(name: str) -> str:
+        r = cal.get(name)
+        if r is None:
+            return "not in the table"
+        if r["geometric"]:
+            return "geometric (not calibrated)"
+        return "reaches the target" if r["ok"] else r["why"]
+
     items = registry.degraders(stage)
     if as_json:
         rows = [
@@ -43,16 +56,17 @@ def list_cmd(
                 "geometric": d.geometric,
                 "module": type(d).__module__,
                 "params": d.params_schema(),
+                "calibration": calibration(d.name),
             }
             for d in items
         ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = Table(title=f"{len(items)} degraders")
-    for col in ("name", "label", "stage", "params"):
+    for col in ("name", "label", "stage", "params", "calibrated at 0.5"):
         table.add_column(col)
     for d in items:
-        table.add_row(d.name, d.label, d.stage.value, ", ".join(d.Params.model_fields))
+        table.add_row(d.name, d.label, d.stage.value, ", ".join(d.Params.model_fields), calibration(d.name))
     out.print(table)
 
 

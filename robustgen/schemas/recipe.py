@@ -122,7 +122,7 @@ class VisibilityFloor(BaseModel):
     min_delta_e: float = Field(
         default=2.0, ge=0.0, description="or, for colour-only effects, a mean CIEDE2000 colour difference of at least"
     )
-    redraws: int = Field(default=3, ge=1, le=8, description="stronger draws tried (the last at severity 1)")
+    redraws: int = Field(default=2, ge=1, le=8, description="stronger draws tried (the last at severity 1)")
 
 
 class Recipe(BaseModel):

@@ -119,3 +119,10 @@ def test_stats_reports_visibility_per_degrader(dataset, tmp_path):
     assert "<h2>visibility</h2>" in page and "near the floor" in page
     names = {d["name"] for r in _records(ds) for d in r["degradations"]}
     assert all(f"<tr><td>{n}</td>" in page for n in names)
+
+
+def test_list_says_which_degraders_calibration_cannot_bring_to_the_target():
+    res = cli("list", "--json")
+    rows = {r["name"]: r["calibration"] for r in json.loads(res.stdout)}
+    assert rows["fog"] == "reaches the target" and rows["rotation"].startswith("geometric")
+    assert any(v.startswith("reaches at most") for v in rows.values())  # named, with how far it gets
