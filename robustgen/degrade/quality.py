@@ -78,12 +78,18 @@ def _blur(x: np.ndarray) -> np.ndarray:
 
 def ssim_planes(a: LumaPlanes, b: LumaPlanes) -> float:
     """``ssim`` of the two images the planes were made from (the same value, to float rounding)."""
-    mu_ab = a.mu * b.mu
-    cov = _blur(a.y * b.y)
-    cov -= mu_ab
-    var = a.sq + b.sq
-    var -= a.mu * a.mu
-    var -= b.mu * b.mu
-    num = (2 * mu_ab + _C1) * (2 * cov + _C2)
-    den = (a.mu * a.mu + b.mu * b.mu + _C1) * (var + _C2)
-    return float(cv2.mean(num / den)[0])
+    mu_ab = cv2.multiply(a.mu, b.mu)
+    cov = _blur(cv2.multiply(a.y, b.y))
+    cov -= mu_ab  # the covariance
+    mu_sq = cv2.add(cv2.multiply(a.mu, a.mu), cv2.multiply(b.mu, b.mu))
+    var = cv2.add(a.sq, b.sq)
+    var -= mu_sq  # var_a + var_b
+    mu_ab *= 2
+    mu_ab += _C1
+    cov *= 2
+    cov += _C2
+    mu_ab *= cov  # numerator
+    mu_sq += _C1
+    var += _C2
+    mu_sq *= var  # denominator
+    return float(cv2.mean(cv2.divide(mu_ab, mu_sq))[0])

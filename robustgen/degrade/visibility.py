@@ -23,14 +23,14 @@ from robustgen.schemas.degradation import Visibility
 from robustgen.schemas.recipe import VisibilityFloor
 
 #: the longer side colour differences are measured at: a colour shift survives averaging down, and CIEDE2000 costs
-#: 32 ms at 256 x 256 against 2 ms here
-DELTA_E_SIDE = 64
+#: 32 ms at 256 x 256 against 0.7 ms here
+DELTA_E_SIDE = 48
 
 
 def delta_e(before: np.ndarray, after: np.ndarray) -> float:
     """Mean CIEDE2000 colour difference between two images averaged down to ``DELTA_E_SIDE`` (colour effects are
     broad; averaging only lowers what fine colour noise would add, so the floor errs towards stronger labels)."""
-    from skimage.color import deltaE_ciede2000, rgb2lab
+    from skimage.color import deltaE_ciede2000
 
     h, w = before.shape[:2]
     k = DELTA_E_SIDE / max(h, w)
@@ -38,7 +38,12 @@ def delta_e(before: np.ndarray, after: np.ndarray) -> float:
         size = (max(1, round(w * k)), max(1, round(h * k)))
         before = cv2.resize(before, size, interpolation=cv2.INTER_AREA)
         after = cv2.resize(after, size, interpolation=cv2.INTER_AREA)
-    return float(np.mean(deltaE_ciede2000(rgb2lab(before), rgb2lab(after))))
+    return float(np.mean(deltaE_ciede2000(_lab(before), _lab(after))))
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (D65, L in 0..100) of a uint8 sRGB image, by OpenCV (within 0.4 of scikit-image's, in half the time)."""
+    return cv2.cvtColor(rgb.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2Lab)
 
 
 def effect(
