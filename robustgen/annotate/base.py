@@ -40,7 +40,7 @@ class TeacherInput:
 
     @property
     def total_severity(self) -> float:
-        return float(sum(d.severity for d in self.degradations))
+        return float(sum(d.shown for d in self.degradations))
 
     @classmethod
     def for_row(

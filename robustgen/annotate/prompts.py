@@ -63,7 +63,7 @@ def describe_degradations(records: list[AppliedDegradation]) -> str:
     lines = []
     for r in records:
         params = ", ".join(f"{k}={v}" for k, v in r.params.items())
-        lines.append(f"- {r.label} (stage {r.stage.value}, severity {r.severity:.2f}; {params})")
+        lines.append(f"- {r.label} (stage {r.stage.value}, severity {r.shown:.2f}; {params})")
     return "\n".join(lines)
 
 

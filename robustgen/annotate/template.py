@@ -58,13 +58,13 @@ def _influence(item: TeacherInput) -> str:
     parts = []
     repeated = 0
     for group in grouped(item.degradations):  # a repeated degrader is described once, with every severity
-        r = max(group, key=lambda g: g.severity)
+        r = max(group, key=lambda g: g.shown)
         if len(group) == 1:
-            head = f"{severity_word(r.severity)} {r.label} ({r.severity:.2f})"
+            head = f"{severity_word(r.shown)} {r.label} ({r.shown:.2f})"
         else:  # worded differently each time, so a plan of several repeated degraders does not repeat itself
-            levels = " and ".join(f"{g.severity:.2f}" for g in group)
+            levels = " and ".join(f"{g.shown:.2f}" for g in group)
             head = _REPEATED[repeated % len(_REPEATED)].format(
-                word=severity_word(r.severity), label=r.label, n=len(group), levels=levels
+                word=severity_word(r.shown), label=r.label, n=len(group), levels=levels
             )
             repeated += 1
         parts.append(sentence(f"{head}: {influence_of(r)}"))
@@ -101,12 +101,12 @@ def _reasoning(item: TeacherInput, lo: int, target: float, hi: int) -> str:
         if count(parts) <= hi:
             break
         parts = [(p, r) for p, r in parts if r != rank]
-    strongest = [max(g, key=lambda d: d.severity) for g in grouped(item.degradations)]
+    strongest = [max(g, key=lambda d: d.shown) for g in grouped(item.degradations)]
     pads = [
         sentence(
             _PAD[i % len(_PAD)].format(
                 label=r.label,
-                s=f"{r.severity:.2f}",
+                s=f"{r.shown:.2f}",
                 means=verb(r.label, "means"),
                 infl=influence_of(r),
                 caution=_CAUTION[i % len(_CAUTION)],

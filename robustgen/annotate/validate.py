@@ -28,7 +28,7 @@ def expected_types(degradations: list[AppliedDegradation]) -> list[tuple[str, fl
     and robustgen's rewards all read as one more (label, severity) pair."""
     if not degradations:
         return [CLEAN_TYPE]
-    return [(d.label, round(d.severity, 2)) for d in degradations]
+    return [(d.label, round(d.shown, 2)) for d in degradations]
 
 
 def word_count(text: str) -> int:
@@ -54,7 +54,7 @@ def check_chain(
         problems.append("the answer is missing")
     elif truth and not answer_matches(chain.answer, truth, choices):
         problems.append(f"the answer {chain.answer!r} does not match the known correct answer")
-    total = sum(d.severity for d in degradations)
+    total = sum(d.shown for d in degradations)
     lo, hi = band.bounds(total)
     n = word_count(chain.reasoning)
     if not lo <= n <= hi:

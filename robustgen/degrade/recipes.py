@@ -201,7 +201,11 @@ class Recipe(RecipeSchema):
             from robustgen.degrade.calibration import calibrated_severity
 
             table = self.calibration_table()
-            severities = [calibrated_severity(table, d.name, s) for d, s in zip(chosen, severities, strict=True)]
+            own = [calibrated_severity(table, d.name, s) for d, s in zip(chosen, severities, strict=True)]
+            return [  # the degrader applied at its own severity; what is drawn (perceptual) is what TYPE states
+                plan_one(d, o, rng).model_copy(update={"shown_severity": s})
+                for d, o, s in zip(chosen, own, severities, strict=True)
+            ]
         return [plan_one(d, s, rng) for d, s in zip(chosen, severities, strict=True)]
 
 

@@ -105,7 +105,11 @@ def realize(
             # stronger each time, severity 1 last: the smallest change that shows is the likeliest to be kept
             last = attempt == floor.redraws - 1
             severity = 1.0 if last else round(rec.severity + (1.0 - rec.severity) * float(rng.uniform(0.3, 0.7)), 4)
+            old = rec
             rec = plan_one(registry.get(rec.name), severity, rng)
+            if old.shown_severity is not None:  # calibrated: the stated severity rises as much, relatively
+                up = (severity - old.severity) / max(1e-9, 1.0 - old.severity)
+                rec = rec.model_copy(update={"shown_severity": round(min(1.0, old.shown + (1 - old.shown) * up), 4)})
             after = render(out, rec)
             seen, after_planes = effect(out, after, floor, planes)
             redrawn += 1

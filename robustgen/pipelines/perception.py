@@ -64,8 +64,8 @@ def _which(row: SourceRow, degs: list[AppliedDegradation], rng: np.random.Genera
 
 def _strength(row: SourceRow, degs: list[AppliedDegradation], rng: np.random.Generator) -> SourceRow:
     groups = grouped(degs)  # a degrader applied twice is asked about once: its strongest application
-    target = max(groups[int(rng.integers(0, len(groups)))], key=lambda d: d.severity)
-    word = severity_word(target.severity)
+    target = max(groups[int(rng.integers(0, len(groups)))], key=lambda d: d.shown)
+    word = severity_word(target.shown)
     # no article: the question already says "the <label>", and a chain quoting both must not repeat itself
     label = target.label[:1].upper() + target.label[1:]
     why = f"{label} {be(target.label)} {word}: {influence_of(target)}, to a {word} degree."
@@ -121,7 +121,7 @@ class Task:
         gap = qualities[1 - worse].ssim - qualities[worse].ssim  # the worse one has the lower SSIM
         if gap < MIN_GAP:
             return None
-        words = [", ".join(severity_word(max(d.severity for d in g)) for g in grouped(v)) for v in versions]
+        words = [", ".join(severity_word(max(d.shown for d in g)) for g in grouped(v)) for v in versions]
         why = (
             f"Both images carry the same {join_labels(versions[0])}: {words[0]} in the first and {words[1]} in the "
             f"second, so {ORDINALS[worse]} loses more detail and is the more degraded one."
@@ -140,7 +140,11 @@ def _version(degradations: list[AppliedDegradation], scale: float, seed: int, sa
     """``degradations`` re-drawn at ``scale`` x their severities from one stream per sample: every version of a
     sample draws the same values (degraders draw alike at every severity), so only the strength differs."""
     specs = [(d.name, max(0.01, round(d.severity * scale, 4))) for d in degradations]
-    return fixed_plan(specs, seed, f"pair:{sample_id}").degradations
+    drawn = fixed_plan(specs, seed, f"pair:{sample_id}").degradations
+    return [  # under calibration a version states its perceptual severity, scaled alike
+        r if d.shown_severity is None else r.model_copy(update={"shown_severity": max(0.01, round(d.shown * scale, 4))})
+        for r, d in zip(drawn, degradations, strict=True)
+    ]
 
 
 def _compare(row: SourceRow, degs: list[AppliedDegradation], seed: int, rng: np.random.Generator) -> Task:
@@ -149,7 +153,7 @@ def _compare(row: SourceRow, degs: list[AppliedDegradation], seed: int, rng: np.
     first_is_worse = bool(rng.random() < 0.5)
     versions = [strong, weak] if first_is_worse else [weak, strong]
     labels = join_labels(degs)
-    words = [", ".join(severity_word(max(d.severity for d in g)) for g in grouped(v)) for v in versions]
+    words = [", ".join(severity_word(max(d.shown for d in g)) for g in grouped(v)) for v in versions]
     worse = 0 if first_is_worse else 1
     why = (
         f"Both images carry the same {labels}: {words[0]} in the first and {words[1]} in the second, so "

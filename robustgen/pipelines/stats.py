@@ -49,8 +49,8 @@ def compute(ds: Dataset, gallery: int = 12) -> dict[str, Any]:
                 stage_names[d.stage.value][d.name] += 1
                 if d.visibility is not None:
                     seen.setdefault(d.name, []).append((d.visibility.ssim_drop, d.visibility.delta_e))
-                severities.append(d.severity)
-        totals.append(sum(d.severity for d in r.degradations))  # beside the chain's length: the first image
+                severities.append(d.shown)
+        totals.append(sum(d.shown for d in r.degradations))  # beside the chain's length: the first image
         lengths.append(word_count(r.chain.reasoning))
         gate_fails.update({f.code for f in gate_chain(r.chain, r.degradations, r.question, r.choices, gate)})
     reasons: Counter[str] = Counter()

@@ -63,6 +63,18 @@ class AppliedDegradation(BaseModel):
     visibility: Visibility | None = Field(
         default=None, description="the step's measured effect on the image it was applied to (recipe visibility)"
     )
+    shown_severity: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="under calibrated: true, the perceptual severity drawn before calibration: what the TYPE tag, "
+        "the chain's words and perception answers state (``severity`` stays the degrader's own, for replay)",
+    )
+
+    @property
+    def shown(self) -> float:
+        """The severity a learner is told: ``shown_severity`` when calibrated, else ``severity``."""
+        return self.shown_severity if self.shown_severity is not None else self.severity
 
     @field_validator("params")
     @classmethod

@@ -63,3 +63,25 @@ def test_a_table_that_is_not_one_or_without_calibrated_is_refused(tmp_path):
     ):
         res = cli("synth", "--out", tmp_path / f"o{name}", "--limit", 1, "--recipe", tmp_path / f"{name}.yaml")
         assert res.returncode == 2 and words in res.stderr.replace("\n", " "), res.stderr
+
+
+def test_under_calibration_type_states_the_perceptual_severity_and_replay_uses_the_degraders_own(tmp_path):
+    """Decided: TYPE (what r_deg rewards) states the severity drawn before calibration, the one that means the
+    same visible strength for every type; the record keeps the degrader's own severity, which replay applies."""
+    from robustgen.annotate.validate import expected_types
+    from robustgen.schemas import DatasetRecord, parse_chain
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("calibrated: true\n")
+    ds = tmp_path / "ds"
+    res = cli("synth", "--out", ds, "--recipe", recipe, "--seed", 2, "--workers", 1)
+    assert res.returncode == 0, res.stderr
+    recs = [DatasetRecord.model_validate_json(line) for s in (ds / "data").glob("*.jsonl") for line in s.open()]
+    steps = [d for r in recs for d in r.degradations]
+    assert steps and all(d.shown_severity is not None for d in steps)
+    assert any(abs(d.severity - d.shown) > 0.05 for d in steps)  # calibration moved the degrader's own
+    for r in recs:
+        assert parse_chain(r.response).types == expected_types(r.degradations)
+        assert [s for _, s in r.chain.types] == [round(d.shown, 2) for d in r.degradations]
+    res = cli("replay", ds, "--out", tmp_path / "rp", "--check")
+    assert res.returncode == 0 and f"{len(recs)}/{len(recs)} match" in res.stdout, res.stderr
