@@ -173,6 +173,11 @@ def stats_cmd(
             f"visibility: {v['steps']} steps measured, {100 * v['near_floor']:.1f}% within 1.5x of the floor; "
             "weakest (median 1 - SSIM): " + ", ".join(f"{n} {r['median_ssim_drop']}" for n, r in weakest)
         )
+    if st["dropped"]:
+        out.print(
+            "dropped as invisible even at full strength: "
+            + ", ".join(f"{n} x{c}" for n, c in st["dropped"].most_common())
+        )
     if st["n"]:
         from robustgen.annotate.gate import CODES
 

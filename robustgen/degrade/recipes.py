@@ -18,6 +18,7 @@ from robustgen.degrade.seeding import generator
 from robustgen.errors import RecipeError, did_you_mean
 from robustgen.schemas import PAPER_ORDER, PHYSICAL_ORDER, AppliedDegradation, DegradationPlan
 from robustgen.schemas import Recipe as RecipeSchema
+from robustgen.schemas.recipe import VisibilityFloor
 
 
 def parse_spec(spec: str, default_severity: float = 0.5) -> tuple[str, float]:
@@ -139,6 +140,8 @@ class Recipe(RecipeSchema):
         """The recipe as JSON data; settings added later are left out while unset, so a run recorded before them
         resumes as before."""
         unset = {k for k in ("calibration", "calibration_sha256") if getattr(self, k) is None}
+        if self.visibility == VisibilityFloor():
+            unset.add("visibility")  # the default floor: synth's fingerprint and manifest name it themselves
         return self.model_dump(mode="json", exclude=unset)
 
     def candidates(self) -> list[Degrader]:

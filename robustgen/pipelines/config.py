@@ -83,6 +83,7 @@ class SynthConfig(BaseModel):
             **({"keep_clean": True} if self.keep_clean else {}),
             **({"ssim": True} if self.ssim else {}),
             **({"plugins": plugins} if (plugins := installed_plugins()) else {}),  # a plugin can change records
+            "visibility": self.checked_recipe.visibility.model_dump(mode="json"),  # the floor changes records
         }
 
 

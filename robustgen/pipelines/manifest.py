@@ -120,7 +120,7 @@ def source_roots(cfg: SynthConfig) -> list[str]:
 
 def manifest(cfg: SynthConfig, summary: SynthSummary, started: float, usage: Usage) -> dict[str, Any]:
     return {
-        "recipe": cfg.checked_recipe.to_dict(),
+        "recipe": {**cfg.checked_recipe.to_dict(), "visibility": cfg.checked_recipe.visibility.model_dump(mode="json")},
         "seed": cfg.seed,
         "source": {"path": cfg.source, "format": cfg.format, "limit": cfg.limit, "roots": source_roots(cfg)},
         "teacher": cfg.teacher_obj.manifest_info(),

@@ -128,13 +128,6 @@ class Task:
         )
         return Task(self.kind, self.row.model_copy(update={"rationale": why}), versions)
 
-    def settled(self, qualities: list[Quality]) -> bool:
-        """Whether the images, measured, support the answer: a two-image question needs a visible gap."""
-        if self.kind != "compare":
-            return True
-        first, second = (q.ssim for q in qualities)
-        return abs(first - second) >= MIN_GAP
-
 
 def _version(degradations: list[AppliedDegradation], scale: float, seed: int, sample_id: str):
     """``degradations`` re-drawn at ``scale`` x their severities from one stream per sample: every version of a

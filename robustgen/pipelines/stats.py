@@ -28,6 +28,7 @@ def compute(ds: Dataset, gallery: int = 12) -> dict[str, Any]:
     by_stage: Counter[str] = Counter()
     stage_names: dict[str, Counter[str]] = {s.value: Counter() for s in Stage}
     seen: dict[str, list[tuple[float, float | None]]] = {}  # per degrader: each step's measured effect
+    dropped: Counter[str] = Counter()
     severities, totals, lengths = [], [], []
     gate = gate_of(ds)
     gate_fails: Counter[str] = Counter()
@@ -40,6 +41,7 @@ def compute(ds: Dataset, gallery: int = 12) -> dict[str, Any]:
         multi += len(r.images) > 1
         if len(first) < gallery:
             first.append(r)
+        dropped.update(r.dropped)
         if r.judge is not None:
             verdicts.append(r.judge)
         for degs in (r.degradations, *(x.degradations for x in r.extra_images)):  # every image written
@@ -69,6 +71,7 @@ def compute(ds: Dataset, gallery: int = 12) -> dict[str, Any]:
         "by_stage": by_stage,
         "stage_names": stage_names,
         "visibility": _visibility(seen, _floor(ds)),
+        "dropped": dropped,
         "damaged": damaged,
         "severities": severities,
         "totals": totals,

@@ -115,7 +115,7 @@ class ChainGate(BaseModel):
 class VisibilityFloor(BaseModel):
     """The least a written degradation must change the image it is applied to (``robustgen.degrade.visibility``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = True
     min_ssim_drop: float = Field(default=0.02, ge=0.0, le=1.0, description="1 - SSIM on luma, at least")

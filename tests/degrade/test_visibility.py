@@ -126,3 +126,27 @@ def test_list_says_which_degraders_calibration_cannot_bring_to_the_target():
     rows = {r["name"]: r["calibration"] for r in json.loads(res.stdout)}
     assert rows["fog"] == "reaches the target" and rows["rotation"].startswith("geometric")
     assert any(v.startswith("reaches at most") for v in rows.values())  # named, with how far it gets
+
+
+def test_a_written_record_names_what_was_dropped_and_reads_as_clean(tmp_path):
+    """A black frame darkened shows nothing: the record keeps no step, names the degrader in ``dropped``, its TYPE
+    is none(0.00), and validate accepts it."""
+    import cv2
+
+    src = tmp_path / "src"
+    src.mkdir()
+    cv2.imwrite(str(src / "black.png"), np.zeros((64, 64, 3), np.uint8))
+    (src / "rows.jsonl").write_text(
+        json.dumps({"id": "b", "image": "black.png", "question": "Which?", "answer": "0", "choices": ["x", "y"]}) + "\n"
+    )
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("degraders: [darkness]\nper_image: {min: 1, max: 1}\n")
+    ds = tmp_path / "ds"
+    res = cli("synth", "--out", ds, "--source", src / "rows.jsonl", "--recipe", recipe, "--workers", 1)
+    assert res.returncode == 0, res.stderr
+    (rec,) = _records(ds)
+    assert rec["dropped"] == ["darkness"] and rec["degradations"] == []
+    assert rec["response"].startswith("<TYPE>none(0.00)<TYPE_END>")
+    assert cli("validate", ds).returncode == 0
+    res = cli("stats", ds, "--out", tmp_path / "st")
+    assert "dropped as invisible even at full strength: darkness x1" in " ".join(res.stdout.split())
