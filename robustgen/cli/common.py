@@ -91,7 +91,6 @@ EXTRA_OF = {
 
 EXIT_USAGE = 2
 EXIT_SOME_FAILED = 3
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 @contextmanager

@@ -11,7 +11,6 @@ import typer
 import robustgen._lean  # noqa: F401  (first: no torch adapter, no update check in our processes)
 from robustgen.cli.common import (
     EXIT_SOME_FAILED,
-    IMAGE_SUFFIXES,
     OutDir,
     RecipeOpt,
     SeedOpt,
@@ -24,6 +23,7 @@ from robustgen.degrade.apply import replay
 from robustgen.degrade.recipes import Recipe, fixed_plan, parse_spec
 from robustgen.errors import RobustgenError, first_line
 from robustgen.images import SAMPLE_IMAGES, SAMPLE_PREFIX, load_image, pixel_sha256, write_image
+from robustgen.pipelines.sources import IMAGE_SUFFIXES
 from robustgen.schemas import DegradationPlan
 from robustgen.schemas.paths import regular_file_under
 

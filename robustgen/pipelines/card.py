@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import yaml
 
 from robustgen.errors import RobustgenError
 from robustgen.pipelines.dataset import Dataset
+from robustgen.pipelines.formats import jsonl_sink
 from robustgen.schemas.paths import write_file
 
 #: the licence ids the Hugging Face hub accepts in a card (SPDX ids in lower case, plus a few of its own)
@@ -113,22 +112,16 @@ def write_card(root: str | Path, license: str | None = None) -> Path:
     folder is replaced, never written through."""
     given = check_license(license)
     ds = Dataset.open(root)
-    fd, tmp = tempfile.mkstemp(dir=ds.root, prefix=".tmp-metadata-")
     n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:  # streamed in id order: memory stays flat at any size
-            for _, line in ds.lines_by_id(strict=False):
-                try:
-                    obj = json.loads(line)
-                except (ValueError, RecursionError):
-                    continue  # `validate` reports it; the card lists what loads
-                if isinstance(obj, dict) and isinstance(obj.get("image"), str):
-                    f.write(json.dumps(metadata_row(obj), ensure_ascii=False) + "\n")
-                    n += 1
-        os.replace(tmp, ds.root / "metadata.jsonl")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with jsonl_sink(ds.root / "metadata.jsonl") as write:  # streamed in id order: memory stays flat at any size
+        for _, line in ds.lines_by_id(strict=False):
+            try:
+                obj = json.loads(line)
+            except (ValueError, RecursionError):
+                continue  # `validate` reports it; the card lists what loads
+            if isinstance(obj, dict) and isinstance(obj.get("image"), str):
+                write(metadata_row(obj))
+                n += 1
     readme = write_file(ds.root, "README.md", card_text(ds.manifest, n, given or ds.manifest.get("license")).encode())
     if given and ds.manifest.get("license") != given:
         ds.manifest["license"] = given

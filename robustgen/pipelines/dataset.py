@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from robustgen.annotate.contract import check_record
 from robustgen.errors import RobustgenError, first_line
 from robustgen.schemas import DatasetRecord, LengthBand
-from robustgen.schemas.paths import plain_file_under, regular_file_under
+from robustgen.schemas.paths import lexically_under, plain_file_under, regular_file_under
 from robustgen.schemas.recipe import ChainGate
 
 M = TypeVar("M", bound=BaseModel)
@@ -27,6 +27,7 @@ class Dataset:
 
     root: Path
     manifest: dict[str, Any] = field(default_factory=dict)
+    _trusted: list[Path] | None = field(default=None, repr=False)  # source_roots(), resolved once
 
     @classmethod
     def open(cls, root: str | Path) -> Dataset:
@@ -168,7 +169,13 @@ class Dataset:
     def source_roots(self) -> list[Path]:
         """The recorded source folders a command may read a record's ``source_image`` from. The manifest is the
         dataset's own word, so a root is left out unless it is a real folder as written (no symbolic link on its
-        way) and narrow enough to trust: not ``/``, a system folder, the home folder or one above it, nor hidden."""
+        way) and narrow enough to trust: not ``/``, a system folder, the home folder or one above it, nor hidden.
+        Resolved once per dataset (every record of an eval asks)."""
+        if self._trusted is None:
+            self._trusted = self._source_roots()
+        return self._trusted
+
+    def _source_roots(self) -> list[Path]:
         roots = self.recorded_roots()
         if roots is None:
             src = self.manifest.get("source")
@@ -189,10 +196,10 @@ class Dataset:
         if ref.startswith("skimage:"):
             return ref
         for root in map(Path, extra_roots):
-            if _lexically_under(ref, root):
+            if lexically_under(ref, root):
                 return str(regular_file_under(root, ref))  # the user's own folder: missing or linked out is said
         for root in self.source_roots():
-            if _lexically_under(ref, root):
+            if lexically_under(ref, root):
                 try:
                     return str(regular_file_under(root, ref))
                 except ValueError:
@@ -237,17 +244,6 @@ def _visible(root: Path) -> bool:
     return not any(part.startswith(".") for part in root.parts[1:])
 
 
-def _lexically_under(ref: str, root: Path) -> bool:
-    """``ref`` names a path below ``root`` as written (``..`` folded, nothing on disk looked at), with no hidden
-    part below it (``.ssh``, ``.env``)."""
-    if not ref or "\x00" in ref or not Path(ref).is_absolute():
-        return False
-    full = Path(os.path.normpath(ref))
-    if not full.is_relative_to(root):
-        return False
-    return not any(part.startswith(".") for part in full.relative_to(root).parts)
-
-
 def _line(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
@@ -279,7 +275,7 @@ def _provenance_ok(ref: str, roots: list[Path]) -> bool:
     """A record's ``source_image`` is a sample name, an embedded image, or a path below one of the source roots."""
     if ref.startswith("skimage:") or ref.endswith(" (embedded)"):
         return True
-    return any(_lexically_under(ref, root) for root in roots)
+    return any(lexically_under(ref, root) for root in roots)
 
 
 def _recipe_part(ds: Dataset, key: str, model: type[M]) -> M:

@@ -359,5 +359,3 @@ def _register_builtins() -> None:
 
 
 _register_builtins()
-#: the built-in export formats (``robustgen.pipelines.formats.exporters()`` adds the plugins)
-EXPORT_FORMATS = ("llamafactory", "robust-r1", "trl", "verl", "easyr1", "robust-u1")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from robustgen.errors import RobustgenError, choice_error
+from robustgen.errors import choice_error
 from robustgen.plugins import load_entry_points
 
 if TYPE_CHECKING:
@@ -165,7 +165,3 @@ def place_images(dataset: Dataset, rec: DatasetRecord, out: Path, max_pixels: in
     from robustgen.pipelines.exports import _place_all
 
     return _place_all(dataset, rec, out, max_pixels)
-
-
-def no_such_format(name: str) -> RobustgenError:
-    return choice_error("--format", name, ["auto", "samples", *source_formats()])

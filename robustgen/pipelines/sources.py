@@ -20,8 +20,6 @@ from robustgen.pipelines.samples import load_samples
 from robustgen.schemas import Failure, SourceRow
 from robustgen.schemas.paths import regular_file_under, resolve_under
 
-#: the built-in formats (``robustgen.pipelines.formats.source_formats()`` adds the plugins)
-FORMATS = ("auto", "samples", "folder", "jsonl", "csv", "llava", "aokvqa", "vlmeval-tsv", "parquet")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_CAPTION_QUESTION = "Describe the main content of this image in one sentence."
 

@@ -36,6 +36,17 @@ def regular_file_under(root: str | Path, ref: str) -> Path:
     return full
 
 
+def lexically_under(ref: str, root: Path) -> bool:
+    """``ref`` (absolute) names a path below ``root`` as written: ``..`` folded, nothing on disk looked at (so
+    nothing is learnt about outside files), and no hidden part below ``root`` (``.ssh``, ``.env``)."""
+    if not ref or "\x00" in ref or not Path(ref).is_absolute():
+        return False
+    full = Path(os.path.normpath(ref))
+    if not full.is_relative_to(root):
+        return False
+    return not any(part.startswith(".") for part in full.relative_to(root).parts)
+
+
 def check_relative(ref: str) -> str:
     """A path a record may hold: relative, POSIX, no ``..`` part, no backslash or NUL. Returns it unchanged."""
     if not ref or "\x00" in ref or "\\" in ref:
