@@ -108,12 +108,15 @@ def per_row_cpu(src: Path, tmp: Path) -> list[str]:
 
     synth_ms = chunk_ms("cpu-synth", {})
     nofloor_ms = chunk_ms("cpu-synth-nofloor", {"visibility": {"enabled": False}})
+    calibrated_ms = chunk_ms("cpu-synth-calibrated", {"calibrated": True})
     bare_ms = 1000 * sum(bare[32:]) / len(bare[32:])  # past each worker's first rows (imports, caches)
     return [
         f"| CPU per row in a worker, {len(rows)} rows, no Ray | bare loop {bare_ms:.2f} ms, synth's chunk work "
         f"{synth_ms:.2f} ms: bare / synth {bare_ms / synth_ms:.2f} |",
         f"| the visibility floor's cost per row (same rows) | synth {synth_ms:.2f} ms with the floor, "
         f"{nofloor_ms:.2f} ms without: {100 * (synth_ms - nofloor_ms) / synth_ms:.1f}% of a row's CPU |",
+        f"| calibrated: true (each step aimed on its image) | {calibrated_ms:.2f} ms per row: "
+        f"{calibrated_ms / synth_ms:.2f} x the default |",
     ]
 
 

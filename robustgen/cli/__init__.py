@@ -4,7 +4,7 @@ order here is the order of ``robustgen --help``)."""
 from __future__ import annotations
 
 # isort: off
-from robustgen.cli import synth, dataset, evaluation, degrade, catalog, train  # noqa: F401  (they register commands)
+from robustgen.cli import synth, dataset, view, evaluation, degrade, catalog, train  # noqa: F401  (they register commands)
 
 # isort: on
 from robustgen.cli.common import app, main

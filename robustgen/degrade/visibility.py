@@ -9,6 +9,7 @@ image (white balance on a grey picture) is dropped, and the sample says so."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -28,17 +29,22 @@ DELTA_E_SIDE = 48
 
 
 def delta_e(before: np.ndarray, after: np.ndarray) -> float:
-    """Mean CIEDE2000 colour difference between two images averaged down to ``DELTA_E_SIDE`` (colour effects are
+    """Mean CIEDE2000 colour difference between two images averaged down to about ``DELTA_E_SIDE`` (colour effects are
     broad; averaging only lowers what fine colour noise would add, so the floor errs towards stronger labels)."""
     from skimage.color import deltaE_ciede2000
 
-    h, w = before.shape[:2]
-    k = DELTA_E_SIDE / max(h, w)
-    if k < 1:
-        size = (max(1, round(w * k)), max(1, round(h * k)))
-        before = cv2.resize(before, size, interpolation=cv2.INTER_AREA)
-        after = cv2.resize(after, size, interpolation=cv2.INTER_AREA)
+    before, after = _small(before), _small(after)
     return float(np.mean(deltaE_ciede2000(_lab(before), _lab(after))))
+
+
+def _small(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` averaged down by the whole factor that brings its longer side nearest ``DELTA_E_SIDE`` (the edge rows
+    a whole factor does not cover are left out): OpenCV's area average is 4x faster at a whole factor."""
+    h, w = rgb.shape[:2]
+    k = max(h, w) // DELTA_E_SIDE
+    if k < 2:
+        return rgb
+    return cv2.resize(rgb[: h - h % k, : w - w % k], (w // k, h // k), interpolation=cv2.INTER_AREA)
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
@@ -73,6 +79,56 @@ class Realized:
     redrawn: int
 
 
+#: a calibrated step within this much of its target drop is taken as it is; renders spent aiming one step, at most
+AIM_WITHIN = 0.015
+AIM_RENDERS = 4
+
+
+def aim(
+    image: np.ndarray,
+    rec: AppliedDegradation,
+    table: dict,
+    floor: VisibilityFloor,
+    planes: LumaPlanes,
+    rng_of: Callable[[], np.random.Generator],
+) -> tuple[AppliedDegradation, np.ndarray, Visibility, LumaPlanes]:
+    """A calibrated step aimed on ``image`` itself: the degrader's severity at which this step's drop (1 - SSIM,
+    the floor's measure) comes nearest the target its stated severity stands for. The table's curve gives the
+    first guess and, scaled by what each render measured, the next ones (then the secant between the two nearest
+    on either side); each candidate draws its parameters from the same fresh stream, so the drop moves with the
+    severity alone, and the record holds the one kept."""
+    from robustgen.degrade.calibration import severity_for, table_drop, target_drop
+
+    want = target_drop(table, rec.shown)
+    degrader = registry.get(rec.name)
+    tried: list[tuple[float, AppliedDegradation, np.ndarray, Visibility, LumaPlanes]] = []
+    s = rec.severity
+    for _ in range(AIM_RENDERS):
+        cand = plan_one(degrader, s, rng_of()).model_copy(update={"shown_severity": rec.shown_severity})
+        after = render(image, cand)
+        seen, after_planes = effect(image, after, floor, planes)
+        tried.append((s, cand, after, seen, after_planes))
+        drop = seen.ssim_drop
+        if abs(drop - want) <= AIM_WITHIN or (drop < want and s >= 1.0):
+            break
+        below = [t for t in tried if t[3].ssim_drop < want]
+        above = [t for t in tried if t[3].ssim_drop > want]
+        if below and above:  # bracketed: the secant between the nearest on either side
+            lo, hi = max(below, key=lambda t: t[0]), min(above, key=lambda t: t[0])
+            dl, dh = lo[3].ssim_drop, hi[3].ssim_drop
+            nxt = lo[0] + (want - dl) * (hi[0] - lo[0]) / max(1e-9, dh - dl)
+        else:  # the table's curve, scaled to what this image shows
+            base = table_drop(table, rec.name, s)
+            gain = drop / base if base > 1e-6 and drop > 1e-6 else (2.0 if drop < want else 0.5)
+            nxt = severity_for(table, rec.name, want, gain) or s
+        nxt = round(min(1.0, max(0.01, nxt)), 4)
+        if any(abs(nxt - t[0]) < 1e-4 for t in tried):
+            break  # no new severity to try (at an end of the range)
+        s = nxt
+    best = min(tried, key=lambda t: abs(t[3].ssim_drop - want))
+    return best[1], best[2], best[3], best[4]
+
+
 def realize(
     image: np.ndarray,
     records: list[AppliedDegradation],
@@ -80,20 +136,35 @@ def realize(
     seed: int,
     sample_id: str,
     stream: str = "visible",
+    table: dict | None = None,
 ) -> Realized:
-    """Apply ``records`` in order, each held to ``floor`` on the image it is applied to (see the module)."""
+    """Apply ``records`` in order, each held to ``floor`` on the image it is applied to (see the module). With a
+    calibration ``table``, a calibrated step of a non-geometric degrader is first aimed at its target drop on that
+    image (``aim``)."""
     out = image
     kept: list[AppliedDegradation] = []
     dropped: list[str] = []
     redrawn = 0
-    planes = LumaPlanes(image) if floor.enabled and records else None
+    planes = LumaPlanes(image) if (floor.enabled or table is not None) and records else None
     for k, rec in enumerate(records):
-        after = render(out, rec)
+        calibrate = (
+            table is not None and rec.shown_severity is not None and not registry.get(rec.name).geometric
+            and rec.name in table["degraders"]
+        )  # fmt: skip
+        if calibrate:
+            rec, after, seen, after_planes = aim(
+                out, rec, table, floor, planes, lambda k=k: generator(seed, f"aim:{stream}:{sample_id}:{k}")
+            )
+        else:
+            after = render(out, rec)
         if not floor.enabled:
             kept.append(rec)
             out = after
+            if planes is not None:  # a later calibrated step measures from this one's image
+                planes = after_planes if calibrate else LumaPlanes(after, planes.f)
             continue
-        seen, after_planes = effect(out, after, floor, planes)
+        if not calibrate:
+            seen, after_planes = effect(out, after, floor, planes)
         rng = None
         for attempt in range(floor.redraws + 1):
             if visible(seen, floor):

@@ -75,7 +75,8 @@ def degrade_row(
         clean = load_row_image(row)
         plan = recipe.sample(seed=seed, sample_id=row.id)
         # every step held to the visibility floor on the image it is applied to (records hold what was applied)
-        real = realize(clean, plan.degradations, recipe.visibility, seed, row.id)
+        table = recipe.calibration_table() if recipe.calibrated else None  # calibrated steps aimed on this image
+        real = realize(clean, plan.degradations, recipe.visibility, seed, row.id, table=table)
         versions = [real.records]
         renders, qualities = [real.image], [_quality(clean, real.image, with_ssim or task == "degradation-qa")]
         if task == "degradation-qa":
@@ -84,7 +85,7 @@ def degrade_row(
             asked = perception_task(row, real.records, seed)
             if asked.kind == "compare":  # two versions of the picture: each held to the floor too
                 held = [
-                    realize(clean, v, recipe.visibility, seed, row.id, stream=f"visible-v{i}")
+                    realize(clean, v, recipe.visibility, seed, row.id, stream=f"visible-v{i}", table=table)
                     for i, v in enumerate(asked.versions)
                 ]
                 pair = [_quality(clean, h.image, True) for h in held]

@@ -1,6 +1,6 @@
-"""Calibrated severity: the shipped table covers the catalog, and at severity 0.5 the degraders' measured mean
-1 - SSIM on the reference photos lands within 0.05 of the catalog's target for at least 80% of the
-non-geometric ones; the rest are named with why."""
+"""Calibrated severity: the shipped table covers the catalog and is built on photos of several sizes and contents;
+at stated severity 0.5 the degraders' mean 1 - SSIM on photos the table never saw lands within 0.05 of the
+catalog's target for at least 80% of the non-geometric ones; the rest are named with why."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import subprocess
 import numpy as np
 
 import robustgen as rg
-from robustgen.degrade.apply import degrade_image
+from robustgen.degrade.apply import degrade_image, plan_one, replay
 from robustgen.degrade.calibration import (
+    HELD_OUT_PHOTOS,
+    REFERENCE_PHOTOS,
+    REFERENCE_SIDES,
     TOLERANCE,
     calibrated_severity,
     gmsd,
@@ -20,6 +23,10 @@ from robustgen.degrade.calibration import (
     shipped_table,
 )
 from robustgen.degrade.quality import ssim
+from robustgen.degrade.seeding import generator
+from robustgen.degrade.visibility import realize
+from robustgen.images import load_image
+from robustgen.schemas.recipe import VisibilityFloor
 
 from ..helpers import robustgen_cmd
 
@@ -31,22 +38,51 @@ def test_the_shipped_table_covers_every_built_in_degrader():
         assert len(entry["ssim_drop"]) == len(entry["gmsd"]) == len(table["grid"])
 
 
-def test_measured_drops_at_calibrated_severity_meet_the_target():
+def test_calibration_holds_on_photos_the_table_never_saw():
+    """At stated severity 0.5, each non-geometric degrader aimed on scikit-image's astronaut, coffee, chelsea and
+    rocket at their own sizes (none of them in the table) lands, on average over the four, within 0.05 of the
+    target drop for at least 80% of the degraders (measured here by quality.ssim on the written image, not by the
+    record's own numbers); each that does not is one the report says cannot reach the target, with why, or one that
+was aimed to full strength on every photo and still fell short."""
     table = shipped_table()
-    refs = reference_images()
+    assert not set(HELD_OUT_PHOTOS) & set(REFERENCE_PHOTOS)
+    photos = {name: load_image(f"skimage:{name}") for name in HELD_OUT_PHOTOS}
     target = float(np.interp(0.5, table["grid"], table["target"]))
-    measured = {}
+    measured, at_full = {}, set()
     for d in rg.degraders():
         if d.geometric:
             continue
-        s = calibrated_severity(table, d.name, 0.5)
-        drops = [1.0 - ssim(img, degrade_image(img, d.name, s, seed=seed)[0]) for img in refs for seed in range(2)]
+        drops, full = [], []
+        for name, img in photos.items():
+            rec = plan_one(d, calibrated_severity(table, d.name, 0.5), generator(0, f"{name}:{d.name}"))
+            rec = rec.model_copy(update={"shown_severity": 0.5})
+            real = realize(img, [rec], VisibilityFloor(), seed=0, sample_id=name, table=table)
+            if not real.records:  # invisible even at full strength on this photo: dropped, and said
+                assert real.dropped == [d.name] and np.array_equal(real.image, img)
+                drops.append(0.0)
+                full.append(True)
+                continue
+            full.append(real.records[0].severity == 1.0)
+            assert real.records[0].shown_severity == 0.5, d.name
+            assert np.array_equal(replay(img, real.records), real.image), d.name  # what is recorded is what shows
+            drops.append(1.0 - ssim(img, real.image))
         measured[d.name] = float(np.mean(drops))
+        if all(full):
+            at_full.add(d.name)
     within = [n for n, v in measured.items() if abs(v - target) <= TOLERANCE]
     assert len(within) / len(measured) >= 0.8, sorted(set(measured) - set(within))
-    rep = report(table, measured)
-    for name in set(measured) - set(within):
-        assert not rep["degraders"][name]["ok"] and rep["degraders"][name]["why"], name
+    rep = report(table)
+    for name in set(measured) - set(within):  # the table says so, or on these photos it was at full strength
+        row = rep["degraders"][name]
+        said = (not row["ok"] and row["why"]) or row["top"] < target  # a miss, or at its limit on the table's photos
+        assert said or (name in at_full and measured[name] < target), (name, measured[name], target)
+
+
+def test_the_reference_set_spans_several_sizes_and_contents():
+    refs = reference_images()
+    assert len(refs) == len(REFERENCE_PHOTOS) * len(REFERENCE_SIDES)
+    assert {max(r.shape[:2]) for r in refs} >= {256, 640}
+    assert shipped_table()["images"] == len(refs)
 
 
 def test_a_calibrated_recipe_maps_each_drawn_severity():

@@ -150,3 +150,28 @@ def test_a_written_record_names_what_was_dropped_and_reads_as_clean(tmp_path):
     assert cli("validate", ds).returncode == 0
     res = cli("stats", ds, "--out", tmp_path / "st")
     assert "dropped as invisible even at full strength: darkness x1" in " ".join(res.stdout.split())
+
+
+def test_a_calibrated_synth_aims_each_step_on_its_image_and_replays_byte_exact(tmp_path):
+    """calibrated: true: each non-geometric step's own drop on its image is near the drop its stated severity stands
+    for (or the degrader is at full strength), TYPE states the stated severity, and replay --check matches every
+    written image byte for byte."""
+    from robustgen.degrade.calibration import shipped_table, target_drop
+
+    recipe = tmp_path / "cal.yaml"
+    recipe.write_text("calibrated: true\nper_image: {min: 1, max: 3}\n")
+    out = tmp_path / "ds"
+    res = cli("synth", "--out", out, "--recipe", recipe, "--workers", 1, "--seed", 3)
+    assert res.returncode == 0, res.stderr
+    table, near, steps = shipped_table(), 0, 0
+    for rec in _records(out):
+        types = dict((n, s) for n, s in rec["chain"]["types"])
+        for d in rec["degradations"]:
+            assert d["shown_severity"] is not None and types[d["label"]] == round(d["shown_severity"], 2)
+            if d["name"] in table["degraders"] and not table["degraders"][d["name"]]["geometric"]:
+                steps += 1
+                near += abs(d["visibility"]["ssim_drop"] - target_drop(table, d["shown_severity"])) <= 0.05
+                near += d["severity"] == 1.0 and d["visibility"]["ssim_drop"] < target_drop(table, d["shown_severity"])
+    assert steps and near / steps >= 0.8, (near, steps)
+    res = cli("replay", out, "--check", "--out", tmp_path / "again")
+    assert res.returncode == 0 and "match" in res.stdout, res.stdout + res.stderr
