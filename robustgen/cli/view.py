@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -18,8 +20,10 @@ LOCAL = ("127.0.0.1", "localhost", "::1")
 def view_cmd(
     path: Annotated[Path, typer.Argument(help="a dataset folder (robustgen synth) or an eval run (robustgen eval)")],
     port: Annotated[int, typer.Option(min=0, max=65535, help="the port to serve on (0: any free one)")] = 8765,
-    host: Annotated[str, typer.Option(help="the address to serve on; other than 127.0.0.1 it is reachable by "
-                                           "others on your network")] = "127.0.0.1",  # fmt: skip
+    host: Annotated[
+        str,
+        typer.Option(help="the address to serve on; other than 127.0.0.1 it is reachable by others on your network"),
+    ] = "127.0.0.1",  # fmt: skip
 ) -> None:
     """Look at a dataset (records, each degradation step, chains, gate verdicts, failures), an eval run (accuracy
     per level, the items that flip) and any degrader (the recipe explorer) in your browser. Read-only; the first
@@ -27,6 +31,8 @@ def view_cmd(
     import uvicorn
 
     from robustgen.view.app import make_app
+
+    _QuietServer = _server_class()  # noqa: N806
 
     with user_errors():
         if host not in LOCAL:
@@ -39,6 +45,7 @@ def view_cmd(
         except OSError as exc:
             sock.close()
             raise RobustgenError(f"--host {host} --port {port}: {exc.strerror or exc}") from None
+        sock.listen(128)  # from here a browser's connection waits in the backlog, never refused
         bound = sock.getsockname()[1]
         hosts = ["127.0.0.1", "localhost", "[::1]", host, f"[{host}]"] if host not in ("0.0.0.0", "::") else ["*"]
         try:
@@ -52,5 +59,23 @@ def view_cmd(
         what = f"{len(application.state.index)} records" if kind == "dataset" else "an eval run"
         err.print(f"view: {path} ({what}); Ctrl-C to stop")
     config = uvicorn.Config(application, log_level="warning", lifespan="off", access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    _QuietServer(config).run(sockets=[sock])
     out.print("view: stopped")
+
+
+def _server_class():
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn raises the signal it stopped on again once shut down (exit 130 or -15); a viewer asked to stop
+        has done what was asked: it exits 0 and says so."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    getattr(self, "_captured_signals", []).clear()
+
+    return QuietServer

@@ -25,6 +25,7 @@ from robustgen.pipelines.output import Output
 from robustgen.pipelines.process import load_row_image
 from robustgen.pipelines.sources import read_source
 from robustgen.schemas import Failure, SourceRow, Usage
+from robustgen.schemas.paths import write_file
 from robustgen.schemas.redaction import public_url
 
 PROMPT_VERSION = "eval-1"
@@ -245,6 +246,14 @@ def run_eval(cfg: EvalConfig, on_item: Callable[[], None] | None = None) -> Eval
                 )
         run_file.parent.mkdir(parents=True, exist_ok=True)
         run_file.write_text(json.dumps(fp, indent=2, sort_keys=True), encoding="utf-8")
+        # where the items came from (not part of the fingerprint: a moved input still resumes): `robustgen view`
+        # reads each item's clean image back from here, through the same readers and trust rules
+        source = {
+            "input": cfg.input if cfg.input == "samples" else str(Path(cfg.input).resolve()),
+            "format": cfg.format,
+            "source_roots": [str(Path(r).resolve()) for r in cfg.source_roots],
+        }
+        write_file(out, ".work/input.json", (json.dumps(source, indent=2) + "\n").encode("utf-8"))
         preds = Predictions(out, names)
         try:
             return asyncio.run(_run(cfg, recipe, names, asker, preds, on_item))

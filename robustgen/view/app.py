@@ -167,7 +167,9 @@ async def explore_record(request: Request) -> Response:
     except (RobustgenError, ValueError) as exc:
         return JSONResponse({"error": str(exc)}, status_code=400, headers=_headers())
     _, rec = _explored(request.app.state.renders, *args)
-    return JSONResponse(rec.model_dump(mode="json"), headers=_headers())
+    # the page shows this text as it is: a noise seed is a 64-bit integer, which JavaScript's numbers would round
+    text = json.dumps(rec.model_dump(mode="json"), indent=2)
+    return Response(text, media_type="application/json", headers=_headers())
 
 
 # ---- a dataset folder -------------------------------------------------------------------------------------------

@@ -40,10 +40,10 @@ def test_the_shipped_table_covers_every_built_in_degrader():
 
 def test_calibration_holds_on_photos_the_table_never_saw():
     """At stated severity 0.5, each non-geometric degrader aimed on scikit-image's astronaut, coffee, chelsea and
-    rocket at their own sizes (none of them in the table) lands, on average over the four, within 0.05 of the
-    target drop for at least 80% of the degraders (measured here by quality.ssim on the written image, not by the
-    record's own numbers); each that does not is one the report says cannot reach the target, with why, or one that
-was aimed to full strength on every photo and still fell short."""
+        rocket at their own sizes (none of them in the table) lands, on average over the four, within 0.05 of the
+        target drop for at least 80% of the degraders (measured here by quality.ssim on the written image, not by the
+        record's own numbers); each that does not is one the report says cannot reach the target, with why, or one that
+    was aimed to full strength on every photo and still fell short."""
     table = shipped_table()
     assert not set(HELD_OUT_PHOTOS) & set(REFERENCE_PHOTOS)
     photos = {name: load_image(f"skimage:{name}") for name in HELD_OUT_PHOTOS}

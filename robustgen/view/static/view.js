@@ -13,9 +13,9 @@
     if (pending) pending.abort();
     pending = new AbortController();
     fetch("/explore/record?" + params, { signal: pending.signal })
-      .then((r) => r.json())
-      .then((rec) => {
-        pre.textContent = JSON.stringify(rec, null, 2);
+      .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
+      .then((text) => {
+        pre.textContent = text; // as the server wrote it: parsing would round the 64-bit noise seed
         img.src = "/explore/image?" + params;
       })
       .catch(() => {});
