@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,10 @@ LOCAL = ("127.0.0.1", "localhost", "::1")
 def view_cmd(
     path: Annotated[Path, typer.Argument(help="a dataset folder (robustgen synth) or an eval run (robustgen eval)")],
     port: Annotated[int, typer.Option(min=0, max=65535, help="the port to serve on (0: any free one)")] = 8765,
+    eval_input: Annotated[
+        str | None,
+        typer.Option("--input", help="an eval run's input (what `robustgen eval` was given): its images are shown"),
+    ] = None,
     host: Annotated[
         str,
         typer.Option(help="the address to serve on; other than 127.0.0.1 it is reachable by others on your network"),
@@ -47,12 +52,19 @@ def view_cmd(
             raise RobustgenError(f"--host {host} --port {port}: {exc.strerror or exc}") from None
         sock.listen(128)  # from here a browser's connection waits in the backlog, never refused
         bound = sock.getsockname()[1]
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         hosts = ["127.0.0.1", "localhost", "[::1]", host, f"[{host}]"] if host not in ("0.0.0.0", "::") else ["*"]
         try:
-            application = make_app(path, hosts=hosts)
+            application = make_app(path, hosts=hosts, eval_input=eval_input)
         except RobustgenError:
             sock.close()
             raise
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the index is built: stopped as asked
+            sock.close()
+            out.print("view: stopped")
+            return
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
         print(f"http://{shown}:{bound}/", flush=True)  # the first line: scripts and tests read the URL here
         kind = application.state.kind
@@ -61,6 +73,10 @@ def view_cmd(
     config = uvicorn.Config(application, log_level="warning", lifespan="off", access_log=False)
     _QuietServer(config).run(sockets=[sock])
     out.print("view: stopped")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _server_class():

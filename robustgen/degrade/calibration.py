@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
@@ -219,7 +220,12 @@ def _user_table(path: str, sha256: str) -> dict[str, Any]:
 
 
 def _numbers(values: list) -> bool:
-    return all(isinstance(v, int | float) and not isinstance(v, bool) and v == v for v in values)
+    return all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+
+
+def _grid(values: list) -> bool:
+    """Severities in (0, 1], rising."""
+    return all(0 < v <= 1 for v in values) and all(a < b for a, b in zip(values, values[1:], strict=False))
 
 
 def table_sha256(path: str | Path) -> str:
@@ -235,6 +241,7 @@ def table_sha256(path: str | Path) -> str:
     ok = ok and table.get("version") == TABLE_VERSION and isinstance(table.get("target"), list)
     n = len(table["grid"]) if ok else 0
     ok = ok and n >= 2 and len(table["target"]) == n and _numbers(table["grid"]) and _numbers(table["target"])
+    ok = ok and _grid(table["grid"])
     ok = ok and all(
         isinstance(e, dict) and isinstance(e.get("ssim_drop"), list) and len(e["ssim_drop"]) == n
         and _numbers(e["ssim_drop"])

@@ -41,7 +41,7 @@ def _small(rgb: np.ndarray) -> np.ndarray:
     """``rgb`` averaged down by the whole factor that brings its longer side nearest ``DELTA_E_SIDE`` (the edge rows
     a whole factor does not cover are left out): OpenCV's area average is 4x faster at a whole factor."""
     h, w = rgb.shape[:2]
-    k = max(h, w) // DELTA_E_SIDE
+    k = min(max(h, w) // DELTA_E_SIDE, min(h, w))  # never more than the shorter side: a 3 x 600 strip keeps a row
     if k < 2:
         return rgb
     return cv2.resize(rgb[: h - h % k, : w - w % k], (w // k, h // k), interpolation=cv2.INTER_AREA)
@@ -119,8 +119,11 @@ def aim(
             nxt = lo[0] + (want - dl) * (hi[0] - lo[0]) / max(1e-9, dh - dl)
         else:  # the table's curve, scaled to what this image shows
             base = table_drop(table, rec.name, s)
-            gain = drop / base if base > 1e-6 and drop > 1e-6 else (2.0 if drop < want else 0.5)
-            nxt = severity_for(table, rec.name, want, gain) or s
+            guess = severity_for(table, rec.name, want, drop / base) if base > 1e-6 and drop > 1e-6 else None
+            if guess is None or any(abs(guess - t[0]) < 1e-4 for t in tried):
+                # the curve cannot say (flat, or clamped to its first grid point): scale the severity itself
+                guess = s * want / drop if drop > 1e-6 else 2 * s
+            nxt = guess
         nxt = round(min(1.0, max(0.01, nxt)), 4)
         if any(abs(nxt - t[0]) < 1e-4 for t in tried):
             break  # no new severity to try (at an end of the range)
@@ -153,7 +156,9 @@ def realize(
         )  # fmt: skip
         if calibrate:
             rec, after, seen, after_planes = aim(
-                out, rec, table, floor, planes, lambda k=k: generator(seed, f"aim:{stream}:{sample_id}:{k}")
+                # one stream per sample and step, whatever the version: the two images of a compare question draw
+                # the same values and differ in strength only
+                out, rec, table, floor, planes, lambda k=k: generator(seed, f"aim:{sample_id}:{k}")
             )
         else:
             after = render(out, rec)

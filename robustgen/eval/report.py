@@ -70,8 +70,13 @@ def pairing(run: str | Path) -> dict[str, Any] | None:
     return None
 
 
+def _whole(x: str) -> bool:
+    """A level named by a whole number in ASCII digits ("²" is a digit to Python, not to ``int``)."""
+    return x.isascii() and x.isdigit()
+
+
 def _order(levels: list[str]) -> list[str]:
-    rest = sorted((x for x in levels if x != CLEAN), key=lambda x: (not x.isdigit(), int(x) if x.isdigit() else 0, x))
+    rest = sorted((x for x in levels if x != CLEAN), key=lambda x: (not _whole(x), int(x) if _whole(x) else 0, x))
     return ([CLEAN] if CLEAN in levels else []) + rest
 
 
@@ -109,9 +114,12 @@ def build_report(run: str | Path, seed: int = 0) -> dict[str, Any]:
         by_type: dict[str, list[bool]] = defaultdict(list)
         by_stage: dict[str, list[bool]] = defaultdict(list)
         for p in rows.values():
-            for d in p.get("degradations") or []:
-                by_type[d["label"]].append(bool(p["correct"]))
-            for stage in {d["stage"] for d in p.get("degradations") or []}:
+            steps = p.get("degradations") if isinstance(p.get("degradations"), list) else []
+            steps = [d for d in steps if isinstance(d, dict)]  # a damaged entry counts for no type or stage
+            for label in (d.get("label") for d in steps):
+                if isinstance(label, str):
+                    by_type[label].append(bool(p["correct"]))
+            for stage in {d.get("stage") for d in steps if isinstance(d.get("stage"), str)}:
                 by_stage[stage].append(bool(p["correct"]))
         for label, xs in by_type.items():
             report["by_type"].setdefault(label, {})[name] = _cell(xs, seed)

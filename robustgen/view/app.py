@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ from starlette.staticfiles import StaticFiles
 
 from robustgen.errors import RobustgenError
 from robustgen.images import SAMPLE_IMAGES, load_image
-from robustgen.view.index import PAGE, Filters, RecordIndex
-from robustgen.view.pictures import ByteCache, file_bytes, png, thumbnail
+from robustgen.view.index import PAGE, Filters, RecordIndex, number
+from robustgen.view.pictures import Bounded, file_bytes, png, thumbnail
 
 CSP = (
     "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; "
@@ -38,7 +37,14 @@ _env.filters["pct"] = lambda x: "n/a" if x is None or (isinstance(x, float) and 
 
 
 def page(template: str, status: int = 200, **values: Any) -> HTMLResponse:
-    return HTMLResponse(_env.get_template(template).render(**values), status_code=status, headers=_headers())
+    # a lone surrogate in a file (JSON allows "\ud800") shows as a replacement character, never a failed page
+    html = _env.get_template(template).render(**values).encode("utf-8", "replace")
+    return HTMLResponse(html, status_code=status, headers=_headers())
+
+
+def text(message: str, status: int) -> Response:
+    return Response(message.encode("utf-8", "replace"), status_code=status, media_type="text/plain",
+                    headers=_headers())  # fmt: skip
 
 
 def _headers() -> dict[str, str]:
@@ -54,23 +60,30 @@ def not_found(what: str) -> HTMLResponse:
 
 
 class _Renders:
-    """Images rendered from records, kept in memory within a bound (the clean images they start from too)."""
+    """Images rendered from records, kept in memory within bounds: encoded ones (64 MB) and the arrays they are made
+    from (clean images and each step's image, 256 MB), so step k of a record starts from step k - 1."""
 
     def __init__(self) -> None:
-        self.bytes = ByteCache(64 << 20)
-        self._clean: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self.bytes = Bounded(64 << 20)
+        self.arrays = Bounded(256 << 20)
 
     def clean(self, key: str, make) -> np.ndarray:
-        with self._lock:
-            if key in self._clean:
-                self._clean.move_to_end(key)
-                return self._clean[key]
-        img = make()
-        with self._lock:
-            self._clean[key] = img
-            while len(self._clean) > 8:
-                self._clean.popitem(last=False)
+        return self.arrays.get(f"clean:{key}", make)
+
+    def step(self, key: str, records: list, k: int, clean) -> np.ndarray:
+        """The image after ``records[0..k]``, from the nearest earlier step kept (else from ``clean()``)."""
+        from robustgen.degrade.apply import render
+
+        start, img = 0, None
+        for j in range(k, -1, -1):
+            img = self.arrays.peek(f"step:{key}:{j}")
+            if img is not None:
+                start = j + 1
+                break
+        img = clean() if img is None else img
+        for j in range(start, k + 1):
+            img = render(img, records[j])
+            self.arrays.put(f"step:{key}:{j}", img)
         return img
 
 
@@ -105,7 +118,7 @@ def _explore_args(request: Request) -> tuple[str, float, str, int]:
     severity = _float(q.get("severity"), "severity")
     severity = 0.5 if severity is None else min(1.0, max(0.01, severity))
     ref = q.get("image") or "skimage:astronaut"
-    if ref.removeprefix("skimage:") not in SAMPLE_IMAGES:
+    if not ref.startswith("skimage:") or ref.removeprefix("skimage:") not in SAMPLE_IMAGES:
         raise ValueError(f"image: one of {', '.join('skimage:' + n for n in SAMPLE_IMAGES)}")
     try:
         seed = max(0, int(q.get("seed") or 0))
@@ -155,7 +168,7 @@ async def explore_image(request: Request) -> Response:
     try:
         args = _explore_args(request)
     except (RobustgenError, ValueError) as exc:
-        return Response(str(exc), status_code=400, media_type="text/plain", headers=_headers())
+        return text(str(exc), 400)
     renders: _Renders = request.app.state.renders
     key = "explore-img:" + json.dumps(args)
     return image(renders.bytes.get(key, lambda: png(_explored(renders, *args)[0])), "image/png")
@@ -222,42 +235,47 @@ def _record_or_404(request: Request) -> tuple[dict[str, Any] | None, Response | 
 
 
 async def record_page(request: Request) -> Response:
+    """A record, its images, steps, chain and verdicts; a line that does not read as a record shows as its JSON
+    with the reason (nothing of it is rendered as a field)."""
+    from pydantic import ValidationError
+
     from robustgen.schemas import DatasetRecord
 
     raw, missing = _record_or_404(request)
     if missing is not None:
         return missing
-    problem = ""
     try:
         rec = DatasetRecord.model_validate(raw)
-    except ValueError as exc:
-        rec, problem = None, str(exc).splitlines()[0]
-    chain = raw.get("chain") if isinstance(raw.get("chain"), dict) else {}
-    types = chain.get("types") if isinstance(chain.get("types"), list) else []
-    type_text = ", ".join(
-        f"{t[0]}({float(t[1]):.2f})" for t in types if isinstance(t, list | tuple) and len(t) == 2
-        and isinstance(t[1], int | float)
-    )  # fmt: skip
+    except (ValidationError, ValueError, OverflowError) as exc:
+        reason = str(exc).splitlines()[0] if not isinstance(exc, ValidationError) else _first_error(exc)
+        return page("record.html", kind="dataset", rid=raw["id"], rec=None, problem=reason,
+                    record=json.dumps(raw, indent=2, ensure_ascii=False))  # fmt: skip
+    chain = rec.chain
     return page(
         "record.html",
         kind="dataset",
-        rid=raw["id"],
-        raw=raw,
+        rid=rec.id,
         rec=rec,
-        problem=problem,
-        steps=raw.get("degradations") if isinstance(raw.get("degradations"), list) else [],
-        extra=len(raw.get("extra_images") or []) if isinstance(raw.get("extra_images"), list) else 0,
+        problem="",
+        steps=[
+            {**d.model_dump(mode="json"), "severity_text": number(d.severity, 4), "shown_text": number(d.shown, 2)}
+            for d in rec.degradations
+        ],
         parts={
-            "type": type_text,
-            "influence": chain.get("influence", ""),
-            "reasoning": chain.get("reasoning", ""),
-            "conclusion": chain.get("conclusion", ""),
-            "answer": chain.get("answer", ""),
+            "type": ", ".join(f"{label}({number(sev)})" for label, sev in chain.types),
+            "influence": chain.influence,
+            "reasoning": chain.reasoning,
+            "conclusion": chain.conclusion,
+            "answer": chain.answer,
         },
-        record=json.dumps(raw.get("degradations"), indent=2, ensure_ascii=False),
-        quality=raw.get("chain_quality") if isinstance(raw.get("chain_quality"), dict) else None,
-        judge=raw.get("judge") if isinstance(raw.get("judge"), dict) else None,
+        record=json.dumps([d.model_dump(mode="json") for d in rec.degradations], indent=2, ensure_ascii=False),
+        checks=dict(rec.chain_quality.checks) if rec.chain_quality else {},
     )
+
+
+def _first_error(exc) -> str:
+    err = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
 
 
 def _clean_of(request: Request, rec) -> np.ndarray:
@@ -292,14 +310,12 @@ async def record_image(request: Request) -> Response:
                 return image(*file_bytes(root, rec.clean_image))
             return image(renders.bytes.get(f"clean:{rec.id}", lambda: png(_clean_of(request, rec))), "image/png")
     except (RobustgenError, ValueError, OSError) as exc:
-        return Response(f"{raw['id']}: {str(exc).splitlines()[0]}", status_code=404, media_type="text/plain",
-                        headers=_headers())  # fmt: skip
+        return text(f"{raw['id']}: {str(exc).splitlines()[0]}", 404)
     return not_found(f"no image {role!r}")
 
 
 async def step_image(request: Request) -> Response:
     """``/step?id=ID&k=K``: the clean image after degradation steps 0..k, replayed from the record."""
-    from robustgen.degrade.apply import replay
     from robustgen.schemas import DatasetRecord
 
     raw, missing = _record_or_404(request)
@@ -312,11 +328,11 @@ async def step_image(request: Request) -> Response:
             return not_found(f"no step {k}")
         renders: _Renders = request.app.state.renders
         data = renders.bytes.get(
-            f"step:{rec.id}:{k}", lambda: png(replay(_clean_of(request, rec), rec.degradations[: k + 1]))
+            f"step:{rec.id}:{k}",
+            lambda: png(renders.step(rec.id, rec.degradations, k, lambda: _clean_of(request, rec))),
         )
     except (RobustgenError, ValueError, OSError) as exc:
-        return Response(f"{raw['id']}: {str(exc).splitlines()[0]}", status_code=404, media_type="text/plain",
-                        headers=_headers())  # fmt: skip
+        return text(f"{raw['id']}: {str(exc).splitlines()[0]}", 404)
     return image(data, "image/png")
 
 
@@ -333,8 +349,8 @@ async def eval_page(request: Request) -> Response:
     run: Path = request.app.state.root
     try:
         report = build_report(run)
-    except RobustgenError as exc:
-        return page("error.html", status=500, message=str(exc))
+    except RobustgenError as exc:  # a predictions file that is not one: said, in one line
+        return page("error.html", status=422, message=str(exc))
     levels = list(report["levels"])
     return page(
         "eval.html",
@@ -359,25 +375,27 @@ def _flips(run: Path, level: str) -> tuple[list[dict[str, Any]], dict[str, dict[
 
 
 async def flips_page(request: Request) -> Response:
-    from robustgen.eval.report import CLEAN, load_predictions
+    from robustgen.eval.report import CLEAN, _order, load_predictions
 
     run: Path = request.app.state.root
     level = request.query_params.get("level", "")
     try:
-        levels = [n for n in load_predictions(run) if n != CLEAN]
+        levels = [n for n in _order(list(load_predictions(run))) if n != CLEAN]
+        if level not in levels:
+            return page("error.html", status=404, message=f"level: one of {', '.join(levels) or '(none)'}")
+        flips, clean = _flips(run, level)
     except RobustgenError as exc:
-        return page("error.html", status=500, message=str(exc))
-    if level not in levels:
-        return page("error.html", status=404, message=f"level: one of {', '.join(levels) or '(none)'}")
-    flips, clean = _flips(run, level)
+        return page("error.html", status=422, message=str(exc))
+    state = request.app.state
     return page(
         "flips.html",
         kind="eval",
         level=level,
-        levels=[CLEAN, *sorted(levels, key=lambda x: (not x.isdigit(), int(x) if x.isdigit() else 0, x))],
+        levels=[CLEAN, *levels],
         flips=flips,
         clean=clean,
-        images=request.app.state.eval_input is not None,
+        images=state.eval_input is not None,
+        read=state.eval_read,
     )
 
 
@@ -389,7 +407,10 @@ async def eval_image(request: Request) -> Response:
 
     level, rid = request.query_params.get("level", ""), request.query_params.get("id", "")
     state = request.app.state
-    preds = load_predictions(state.root)
+    try:
+        preds = load_predictions(state.root)
+    except RobustgenError as exc:
+        return text(str(exc), 422)
     if level not in preds or rid not in preds[level] or state.eval_input is None:
         return not_found(f"no image of {rid!r} at {level!r}")
     renders: _Renders = state.renders
@@ -397,13 +418,14 @@ async def eval_image(request: Request) -> Response:
     def make() -> bytes:
         clean = renders.clean(f"eval:{rid}", lambda: state.eval_input.clean(rid))
         steps = [] if level == CLEAN else preds[level][rid].get("degradations") or []
+        if not isinstance(steps, list):
+            raise ValueError("its degradations are not a list")
         return png(replay(clean, steps))
 
     try:
         data = renders.bytes.get(f"eval:{level}:{rid}", make)
-    except (RobustgenError, ValueError, OSError) as exc:
-        return Response(f"{rid}: {str(exc).splitlines()[0]}", status_code=404, media_type="text/plain",
-                        headers=_headers())  # fmt: skip
+    except (RobustgenError, ValueError, TypeError, OSError) as exc:
+        return text(f"{rid}: {str(exc).splitlines()[0]}", 404)
     return image(data, "image/png")
 
 
@@ -418,13 +440,30 @@ class EvalInput:
         self._lock = threading.Lock()
 
     @classmethod
-    def of(cls, run: Path) -> EvalInput | None:
+    def of(cls, run: Path, named: str | None = None) -> tuple[EvalInput | None, str]:
+        """The run's input as the user names it (``view --input``: checked against the run's own digest of it) or,
+        when it names none, the built-in samples if the run was asked on them (the folder is data: a path it names
+        is never read on its say). Also the path the run read (for the page that asks for ``--input``)."""
+        from robustgen.eval.run import _digest
+
         try:
             spec = json.loads((run / ".work" / "input.json").read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):
-            return None
-        ok = isinstance(spec, dict) and isinstance(spec.get("input"), str) and isinstance(spec.get("format"), str)
-        return cls(run, spec) if ok else None
+            spec = None
+        spec = spec if isinstance(spec, dict) and isinstance(spec.get("input"), str) else None
+        read = spec["input"] if spec else ""
+        fmt = spec.get("format") if spec and isinstance(spec.get("format"), str) else "auto"
+        if named is not None:
+            try:
+                recorded = json.loads((run / ".work" / "run.json").read_text(encoding="utf-8")).get("input")
+            except (OSError, ValueError, RecursionError, AttributeError):
+                recorded = None
+            if recorded is not None and _digest(named) != recorded and _digest(str(Path(named).resolve())) != recorded:
+                raise RobustgenError(f"--input {named}: not the input this run was asked on (run.json says otherwise)")
+            return cls(run, {"input": named, "format": fmt, "source_roots": []}), read
+        if spec is None:
+            return None, read
+        return (cls(run, {"input": read, "format": fmt, "source_roots": []}) if read == "samples" else None), read
 
     def clean(self, rid: str) -> np.ndarray:
         from robustgen.eval.run import _row_id, eval_rows
@@ -434,8 +473,7 @@ class EvalInput:
         with self._lock:
             if self._rows is None:
                 rows = {}
-                roots = [str(r) for r in self.spec.get("source_roots") or [] if isinstance(r, str)]
-                for row in eval_rows(self.spec["input"], self.spec["format"], roots):
+                for row in eval_rows(self.spec["input"], self.spec["format"], self.spec["source_roots"]):
                     if not isinstance(row, Failure):
                         rows[_row_id(row, self.spec["input"])] = row
                 self._rows = rows
@@ -462,12 +500,15 @@ def kind_of(path: Path) -> str:
     )
 
 
-def make_app(path: str | Path, hosts: list[str] | None = None) -> Starlette:
-    """The viewer of the folder ``path`` (its index built here, before the first request)."""
+def make_app(path: str | Path, hosts: list[str] | None = None, eval_input: str | None = None) -> Starlette:
+    """The viewer of the folder ``path`` (its index built here, before the first request); ``eval_input``: where an
+    eval run's items are (its images are shown from there)."""
     from robustgen.pipelines.dataset import Dataset
 
     root = Path(path).resolve()
     kind = kind_of(root)
+    if eval_input is not None and kind != "eval":
+        raise RobustgenError(f"--input: only for an eval run; {path} is a dataset")
     common = [
         Route("/explore", explore),
         Route("/explore/image", explore_image),
@@ -477,6 +518,7 @@ def make_app(path: str | Path, hosts: list[str] | None = None) -> Starlette:
     if kind == "dataset":
         routes = [
             Route("/", grid),
+            Route("/record", record_page),  # ?id=ID (what the grid links to: any id survives a URL this way)
             Route("/record/{rid:path}", record_page),
             Route("/image", record_image),  # ?id=ID&role=degraded|thumb|clean|extra-N
             Route("/step", step_image),  # ?id=ID&k=K
@@ -493,11 +535,11 @@ def make_app(path: str | Path, hosts: list[str] | None = None) -> Starlette:
     app.state.root = root
     app.state.kind = kind
     app.state.renders = _Renders()
-    app.state.thumbs = ByteCache(32 << 20)
+    app.state.thumbs = Bounded(32 << 20)
     if kind == "dataset":
         ds = Dataset.open(root)
         app.state.index = RecordIndex.build(ds)
         app.state.failures = [f for f in ds.failures() if isinstance(f, dict)]
     else:
-        app.state.eval_input = EvalInput.of(root)
+        app.state.eval_input, app.state.eval_read = EvalInput.of(root, eval_input)
     return app

@@ -21,6 +21,12 @@ class _Step(BaseModel):
     name: str
     stage: str
     severity: float
+    shown_severity: float | None = None
+
+    @property
+    def shown(self) -> float:
+        """The severity the record states (under calibration the one drawn, else the one applied)."""
+        return self.severity if self.shown_severity is None else self.shown_severity
 
 
 class _Quality(BaseModel):
@@ -40,7 +46,7 @@ class _Line(BaseModel):
 @dataclass(frozen=True)
 class Filters:
     """What the grid shows: a record matches when one of its steps passes every step filter (degrader, stage,
-    severity range) and the record passes the others."""
+    severity range, on the severity the record states) and the record passes the others."""
 
     degrader: str = ""
     stage: str = ""
@@ -68,8 +74,8 @@ class RecordIndex:
     offset: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     gate: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))  # 1 passed, 0 failed, -1 not checked
     step_row: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
-    step_name: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
-    step_stage: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
+    step_name: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    step_stage: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     step_severity: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     names: list[str] = field(default_factory=list)
     stages: list[str] = field(default_factory=list)
@@ -107,7 +113,7 @@ class RecordIndex:
                                 n,
                                 name_ids.setdefault(d.name, len(name_ids)),
                                 stage_ids.setdefault(d.stage, len(stage_ids)),
-                                d.severity,
+                                d.shown,
                             )
                         )
         order = sorted(range(len(rows)), key=lambda i: rows[i][0])
@@ -120,8 +126,8 @@ class RecordIndex:
         if steps:
             arr = np.array(steps, dtype=np.float64)
             idx.step_row = rank[arr[:, 0].astype(np.int64)]
-            idx.step_name = arr[:, 1].astype(np.int16)
-            idx.step_stage = arr[:, 2].astype(np.int8)
+            idx.step_name = arr[:, 1].astype(np.int32)
+            idx.step_stage = arr[:, 2].astype(np.int32)
             idx.step_severity = arr[:, 3].astype(np.float32)
         idx.names = list(name_ids)
         idx.stages = list(stage_ids)
@@ -173,7 +179,7 @@ class RecordIndex:
         if not f.q:
             chosen = rows[start : start + PAGE]
             return [self._shown(r) for r in chosen], len(rows), len(rows) > start + PAGE
-        needle = f.q.casefold()
+        needle = f.q.lower()
         hits = self._text_hits(needle)
         if hits is not None:
             rows = rows[np.isin(rows, hits, assume_unique=True)]
@@ -191,14 +197,16 @@ class RecordIndex:
         return found, seen, False
 
     def _text_hits(self, needle: str) -> np.ndarray | None:
-        """The rows whose raw line holds ``needle`` (ASCII, any case), found by reading each shard straight through
-        in large blocks (a few hundred MB a second); None for other needles (JSON may escape them: every row is a
-        candidate). The last few searches are kept, so paging through one costs nothing."""
-        if not needle.isascii():
+        """The rows whose raw line may hold ``needle`` (found by reading each shard straight through in large blocks,
+        a few hundred MB a second), a superset that ``_matching`` narrows; None when any row may (a needle that is
+        not plain ASCII: JSON may escape it, and lower-casing may map other characters onto it). The last few
+        searches are kept, so paging through one costs nothing."""
+        if not needle.isascii() or not needle.isprintable():
             return None
         if needle in self._hits:
             return self._hits[needle]
-        key = needle.encode("ascii")
+        # as the line spells it (a quote or a backslash escaped), plus the few characters whose lower case is ASCII
+        keys = [json.dumps(needle)[1:-1].encode("ascii"), *_LOWER_TO_ASCII]
         found: list[np.ndarray] = []
         for s, shard in enumerate(self.shards):
             mine = np.flatnonzero(self.shard == s)
@@ -206,20 +214,24 @@ class RecordIndex:
             order = np.argsort(starts)
             starts, mine = starts[order], mine[order]
             at: list[int] = []
+            longest = max(map(len, keys))
             with (self.dataset.root / "data" / shard).open("rb") as f:
                 base, tail = 0, b""
-                while block := f.read(1 << 24):
-                    block = (tail + block).lower()
-                    cut = block.rfind(b"\n") + 1 or len(block)  # whole lines only; the rest goes with the next block
-                    pos = block.find(key, 0, cut)
-                    while pos != -1:
-                        at.append(base + pos)
-                        pos = block.find(key, pos + 1, cut)
+                while True:
+                    chunk = f.read(1 << 24)
+                    block = (tail + chunk).lower()
+                    if not chunk:
+                        cut = len(block)
+                    else:  # whole lines only (or, in a line longer than a block, all but a key's length)
+                        cut = block.rfind(b"\n") + 1 or max(0, len(block) - longest + 1)
+                    for key in keys:
+                        pos = block.find(key, 0, cut + len(key) - 1)
+                        while pos != -1:
+                            at.append(base + pos)
+                            pos = block.find(key, pos + 1, cut + len(key) - 1)
+                    if not chunk:
+                        break
                     base, tail = base + cut, block[cut:]
-                if tail:
-                    pos = tail.find(key)
-                    if pos != -1:
-                        at.append(base + pos)
             if at:
                 where = np.searchsorted(starts, np.asarray(at, np.int64), side="right") - 1
                 found.append(mine[np.unique(where[where >= 0])])
@@ -233,19 +245,29 @@ class RecordIndex:
         obj = json.loads(self.line(row))
         chain = obj.get("chain") if isinstance(obj.get("chain"), dict) else {}
         parts = (obj.get("question"), *(chain.get(k) for k in ("influence", "reasoning", "conclusion", "answer")))
-        text = " ".join(str(x) for x in parts if x)
-        return self._shown(row, obj) if needle in text.casefold() else None
+        hit = any(needle in str(x).lower() for x in parts if x)
+        return self._shown(row, obj) if hit else None
 
     def _shown(self, row: int, obj: dict[str, Any] | None = None) -> dict[str, Any]:
         obj = obj if obj is not None else json.loads(self.line(row))
-        steps = [
-            (d.get("name"), d.get("shown_severity") or d.get("severity"))
-            for d in obj.get("degradations") or []
-            if isinstance(d, dict)
-        ]
-        return {
-            "id": self.ids[row],
-            "question": str(obj.get("question") or ""),
-            "steps": steps,
-            "gate": int(self.gate[row]),
-        }
+        steps = obj.get("degradations") if isinstance(obj.get("degradations"), list) else []
+        shown = []
+        for d in steps:
+            if isinstance(d, dict):
+                sev = d.get("shown_severity") if d.get("shown_severity") is not None else d.get("severity")
+                shown.append((str(d.get("name")), number(sev)))
+        return {"id": self.ids[row], "question": str(obj.get("question") or ""), "steps": shown,
+                "gate": int(self.gate[row])}  # fmt: skip
+
+
+#: characters outside ASCII whose lower case holds ASCII letters (the Kelvin sign, the dotted capital I), as a line
+#: may hold them (UTF-8, or a JSON escape): a line with one is a candidate for any ASCII needle
+_LOWER_TO_ASCII = ("\u212a".encode("utf-8").lower(), "\u0130".encode("utf-8").lower(), b"\\u212a", b"\\u0130")
+
+
+def number(x: Any, places: int = 2) -> str:
+    """A number from a record as text (whatever the record holds: a string, a huge integer, nothing)."""
+    try:
+        return f"{float(x):.{places}f}"
+    except (TypeError, ValueError, OverflowError):
+        return "?"

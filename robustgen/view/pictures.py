@@ -8,6 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,29 +20,45 @@ THUMB_SIDE = 192
 MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 
 
-class ByteCache:
-    """Least-recently-used bytes, at most ``limit`` of them in all (thread-safe: the server answers from a pool)."""
+class Bounded:
+    """Least-recently-used values (bytes or arrays), at most ``limit`` bytes of them in all (thread-safe: the server
+    answers from a pool)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.size = 0
-        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._items: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str, make: Callable[[], bytes]) -> bytes:
+    @staticmethod
+    def _size(value: Any) -> int:
+        return value.nbytes if isinstance(value, np.ndarray) else len(value)
+
+    def peek(self, key: str) -> Any | None:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        data = make()
+        return None
+
+    def put(self, key: str, value: Any) -> None:
+        size = self._size(value)
         with self._lock:
-            if key not in self._items and len(data) <= self.limit:
-                self._items[key] = data
-                self.size += len(data)
-                while self.size > self.limit:
-                    _, old = self._items.popitem(last=False)
-                    self.size -= len(old)
-        return data
+            if key in self._items or size > self.limit:
+                return
+            self._items[key] = value
+            self.size += size
+            while self.size > self.limit:
+                _, old = self._items.popitem(last=False)
+                self.size -= self._size(old)
+
+    def get(self, key: str, make: Callable[[], Any]) -> Any:
+        found = self.peek(key)
+        if found is not None:
+            return found
+        value = make()
+        self.put(key, value)
+        return value
 
 
 def file_bytes(root: Path, rel: str) -> tuple[bytes, str]:

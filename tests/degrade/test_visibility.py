@@ -175,3 +175,28 @@ def test_a_calibrated_synth_aims_each_step_on_its_image_and_replays_byte_exact(t
     assert steps and near / steps >= 0.8, (near, steps)
     res = cli("replay", out, "--check", "--out", tmp_path / "again")
     assert res.returncode == 0 and "match" in res.stdout, res.stdout + res.stderr
+
+
+def test_a_thin_strip_is_measured_without_error():
+    """A 3 x 200 image (any side of at least one pixel is accepted) keeps a row when averaged down for colour."""
+    strip = np.tile(np.linspace(0, 255, 200, dtype=np.uint8)[None, :, None], (3, 1, 3))
+    plan = fixed_plan([("white_balance", 0.6), ("noise", 0.4)], seed=0, sample_id="strip")
+    real = realize(strip, plan.degradations, FLOOR, seed=0, sample_id="strip")
+    assert np.array_equal(replay(strip, real.records), real.image)
+    assert delta_e(strip[:1], strip[:1]) == 0.0
+
+
+def test_the_two_versions_of_a_compare_question_are_aimed_from_the_same_draws():
+    """Under calibration the weaker and the stronger version of a step differ in strength only: aimed from one
+    stream per sample and step, whatever the version."""
+    from robustgen.degrade.calibration import shipped_table
+
+    img = load_image("skimage:coffee")[:256, :256]
+    plan = fixed_plan([("motion_blur", 0.5)], seed=0, sample_id="pair")
+    weak, strong = (
+        [plan.degradations[0].model_copy(update={"shown_severity": s})] for s in (0.3, 0.8)
+    )
+    a = realize(img, weak, FLOOR, 0, "pair", stream="visible-v0", table=shipped_table()).records[0]
+    b = realize(img, strong, FLOOR, 0, "pair", stream="visible-v1", table=shipped_table()).records[0]
+    assert a.seed == b.seed and a.params["angle_deg"] == b.params["angle_deg"]
+    assert a.severity < b.severity and a.visibility.ssim_drop < b.visibility.ssim_drop

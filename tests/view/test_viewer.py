@@ -295,7 +295,8 @@ def test_an_eval_run_shows_accuracy_per_level_and_the_items_that_flip(bench, bro
         for p in (out / "predictions").glob("*.jsonl")
     }
     report = json.loads((out / "report.json").read_text())  # what eval wrote
-    v = Viewer(out)
+    assert "--input" in Viewer_page(out, "/flips?level=100")  # a path the folder names is not read on its say
+    v = Viewer(out, "--input", str(bench))
     try:
         browser.get(v.url)
         for level in ("clean", "25", "50", "100"):
@@ -310,6 +311,67 @@ def test_an_eval_run_shows_accuracy_per_level_and_the_items_that_flip(bench, bro
     finally:
         code, _, err = v.stop()
     assert code == 0, err
+
+
+def Viewer_page(folder: Path, path: str) -> str:  # noqa: N802
+    v = Viewer(folder)
+    try:
+        status, body, _ = v.get(path)
+        assert status == 200, path
+        return body.decode()
+    finally:
+        assert v.stop()[0] == 0
+
+
+def test_an_eval_run_shows_images_only_from_the_input_the_user_names(bench, tmp_path):  # noqa: F811
+    """The folder's own note of its input is data: pointed elsewhere, nothing there is read; an --input that is not
+    the run's is refused in one line."""
+    out = tmp_path / "run"
+    with FakeOpenAI(replier=vlm) as server:
+        assert subprocess.run([*robustgen_cmd(), *map(str, eval_args(bench, server.url, out))]).returncode == 0
+    secret = tmp_path / "secret"
+    write_image(secret / "0.png", load_image("skimage:rocket")[:64, :64])
+    (out / ".work" / "input.json").write_text(json.dumps({"input": str(secret), "format": "folder"}))
+    v = Viewer(out)
+    try:
+        assert v.get("/eval-image?level=clean&id=0")[0] == 404
+    finally:
+        v.stop()
+    other = tmp_path / "other.tsv"
+    other.write_text(bench.read_text().replace("What colour", "Which colour"))
+    res = cli("view", out, "--input", other, "--port", "0")
+    assert res.returncode == 2 and "not the input this run was asked on" in res.stderr
+
+
+def test_tampered_records_and_files_are_shown_never_a_server_error(tmp_path):
+    """Lines that are not records, numbers no float holds, lone surrogates, wrong types: each page answers, and the
+    record page shows such a line as its JSON with the reason."""
+    ds = tmp_path / "ds"
+    assert cli("synth", "--out", ds, "--workers", 1).returncode == 0
+    shard = next((ds / "data").glob("*.jsonl"))
+    recs = [json.loads(x) for x in shard.read_text().splitlines()]
+    recs[0]["choices"] = 5
+    recs[1]["chain"]["types"] = [["a", 10**400]]
+    recs[2]["degradations"][0]["shown_severity"] = 10**400
+    recs[3]["chain_quality"]["checks"] = [1, 2]
+    recs[4]["question"] = 'Is the STRAßE wet? He said "stop" at c:\\temp'
+    lines = [json.dumps(r) for r in recs] + ['{"id": "torn", "image": ']
+    shard.write_text("\n".join(lines))
+    (ds / "failures.jsonl").write_text('{"id": "f1", "stage": "decode", "reason": "\\ud800 bad"}\nnot json\n')
+    v = Viewer(ds)
+    try:
+        for r in recs[:4]:
+            status, body, _ = v.get("/record?" + urllib.parse.urlencode({"id": r["id"]}))
+            assert status == 200 and b'data-role="record"' in body, r["id"]
+        for path in ("/", "/failures", "/?page=2", "/?min_severity=0.99"):
+            assert v.get(path)[0] == 200, path
+        for q, want in (("straße", recs[4]["id"]), ('said "stop"', recs[4]["id"]), ("c:\\temp", recs[4]["id"])):
+            _, body, _ = v.get("/?" + urllib.parse.urlencode({"q": q}))
+            assert f'data-record-id="{want}"' in body.decode(), q
+        assert v.get("/explore/image?image=astronaut")[0] == 400  # only skimage: samples, never a file here
+    finally:
+        code, _, err = v.stop()
+    assert code == 0 and "Traceback" not in err, err
 
 
 def test_usage_errors_are_one_line(dataset, tmp_path):
