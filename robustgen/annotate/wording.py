@@ -5,15 +5,13 @@ from __future__ import annotations
 from robustgen.degrade import registry
 from robustgen.schemas import AppliedDegradation
 
+#: where the severity words change: slight < 0.3 <= moderate < 0.55 <= strong < 0.8 <= severe
+SEVERITY_EDGES = (0.3, 0.55, 0.8)
+
 
 def severity_word(severity: float) -> str:
-    if severity < 0.3:
-        return "slight"
-    if severity < 0.55:
-        return "moderate"
-    if severity < 0.8:
-        return "strong"
-    return "severe"
+    words = ("slight", "moderate", "strong", "severe")
+    return words[sum(severity >= e for e in SEVERITY_EDGES)]
 
 
 def influence_of(record: AppliedDegradation) -> str:

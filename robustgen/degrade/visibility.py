@@ -158,7 +158,12 @@ def realize(
             rec, after, seen, after_planes = aim(
                 # one stream per sample and step, whatever the version: the two images of a compare question draw
                 # the same values and differ in strength only
-                out, rec, table, floor, planes, lambda k=k: generator(seed, f"aim:{sample_id}:{k}")
+                out,
+                rec,
+                table,
+                floor,
+                planes,
+                lambda k=k: generator(seed, f"aim:{sample_id}:{k}"),
             )
         else:
             after = render(out, rec)

@@ -5,7 +5,9 @@ replaced; the template teacher writes the chain from the record, no model needed
 Kinds, drawn per sample from (run seed, sample id):
 - ``which``: which degradation affects the image (multiple choice; distractors are plausible confusions: the
   same stage first, then degraders sharing a word of the label); a clean control's answer is "none";
-- ``strength``: how strong a named degradation is (slight / moderate / strong / severe, the TYPE-tag bins);
+- ``strength``: how strong a named degradation is (slight / moderate / strong / severe, the TYPE-tag bins), only
+  about a step the image shows in that bin (``answerable``: clear of the bins' edges, its measured effect in the
+  same bin);
 - ``direction``: which way motion blur smears the picture (four orientation bins; only when it is present);
 - ``compare``: which of two versions of the image is more degraded (a two-image record): both carry the same
   degradations drawn from one random stream (same layout and noise), one at the drawn severities and one at a
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robustgen.annotate.wording import be, grouped, influence_of, join_labels, severity_word
+from robustgen.annotate.wording import SEVERITY_EDGES, be, grouped, influence_of, join_labels, severity_word
 from robustgen.degrade import registry
 from robustgen.degrade.recipes import fixed_plan
 from robustgen.degrade.seeding import generator
@@ -62,8 +64,38 @@ def _which(row: SourceRow, degs: list[AppliedDegradation], rng: np.random.Genera
     return row.model_copy(update={"question": question, "choices": choices, "answer": str(answer), "rationale": why})
 
 
+#: a "how strong" question is only asked about a step whose stated severity lies at least this far from an edge
+#: between two words
+EDGE_MARGIN = 0.05
+
+
+def answerable(d: AppliedDegradation) -> bool:
+    """Whether "how strong is it?" has an answer the image shows: the stated severity is clear of the words' edges
+    and, for a non-geometric step with its effect measured, that effect (1 - SSIM) falls in the same word on the
+    catalog's scale (the drop the shipped calibration table's target gives at each edge). A colour-only step (its
+    1 - SSIM under the floor) is not asked about: its strength is not on that scale."""
+    from robustgen.degrade.calibration import shipped_table, target_drop
+    from robustgen.schemas.recipe import VisibilityFloor
+
+    if any(abs(d.shown - e) < EDGE_MARGIN for e in SEVERITY_EDGES):
+        return False
+    if d.visibility is None or d.name not in set(registry.names()) or registry.get(d.name).geometric:
+        return True
+    drop = d.visibility.ssim_drop
+    if drop < VisibilityFloor().min_ssim_drop:
+        return False
+    table = shipped_table()
+    seen = sum(drop >= target_drop(table, e) for e in SEVERITY_EDGES)
+    return seen == sum(d.shown >= e for e in SEVERITY_EDGES)
+
+
+def _askable(degs: list[AppliedDegradation]) -> list[list[AppliedDegradation]]:
+    """The groups (one per degrader) whose strongest application can be asked about (``answerable``)."""
+    return [g for g in grouped(degs) if answerable(max(g, key=lambda d: d.shown))]
+
+
 def _strength(row: SourceRow, degs: list[AppliedDegradation], rng: np.random.Generator) -> SourceRow:
-    groups = grouped(degs)  # a degrader applied twice is asked about once: its strongest application
+    groups = _askable(degs)  # a degrader applied twice is asked about once: its strongest application
     target = max(groups[int(rng.integers(0, len(groups)))], key=lambda d: d.shown)
     word = severity_word(target.shown)
     # no article: the question already says "the <label>", and a chain quoting both must not repeat itself
@@ -168,7 +200,7 @@ def perception_task(row: SourceRow, degradations: list[AppliedDegradation], seed
     (deterministic in the run seed and the sample id); ``two_images`` False leaves out the ``compare`` kind."""
     rng = generator(seed, f"task:{row.id}")
     kinds = ["which"]
-    if degradations:
+    if _askable(degradations):
         kinds.append("strength")
     blur = next((d for d in degradations if d.name == "motion_blur"), None)
     if blur is not None:

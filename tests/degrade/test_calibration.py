@@ -65,7 +65,11 @@ def test_calibration_holds_on_photos_the_table_never_saw():
                 within.append(d.name)
             else:  # at an end of its range on this photo
                 assert (kept.severity == 1.0 and drop < target) or (kept.severity <= 0.02 and drop > target), (
-                    name, d.name, kept.severity, drop, target
+                    name,
+                    d.name,
+                    kept.severity,
+                    drop,
+                    target,
                 )
         assert len(within) / len(plain) >= 0.8, (name, sorted({d.name for d in plain} - set(within)))
 

@@ -67,9 +67,28 @@ def test_perception_questions_name_only_written_steps(dataset):
         q = rec["question"]
         if q.startswith("How strong"):
             assert any(f" the {label} in this image" in q for label in labels), (q, labels)
+            steps = [d for d in rec["degradations"] if f" the {d['label']} in this image" in q]
+            step = max(steps, key=lambda d: d["shown_severity"] or d["severity"])
+            _answerable_as_asked(step, rec["choices"][int(rec["answer"])])
         if q.startswith("Which of these degradations"):
             named = rec["choices"][int(rec["answer"])]
             assert named in labels or named.startswith("none"), (named, labels)
+
+
+def _answerable_as_asked(step: dict, word: str) -> None:
+    """A "how strong" answer is the word of the stated severity, clear of the words' edges by 0.05, and a
+    non-geometric step's measured 1 - SSIM lies in the same word on the catalog's scale (the shipped table's
+    target drop at each edge)."""
+    from robustgen.degrade import registry
+    from robustgen.degrade.calibration import shipped_table, target_drop
+
+    edges = (0.3, 0.55, 0.8)
+    words = ("slight", "moderate", "strong", "severe")
+    shown = step["shown_severity"] or step["severity"]
+    assert words[sum(shown >= e for e in edges)] == word and min(abs(shown - e) for e in edges) >= 0.05, step
+    if not registry.get(step["name"]).geometric:
+        drop = step["visibility"]["ssim_drop"]
+        assert words[sum(drop >= target_drop(shipped_table(), e) for e in edges)] == word, (step, word)
 
 
 def test_replay_of_records_written_with_the_floor_is_byte_exact(dataset, tmp_path):
@@ -193,9 +212,7 @@ def test_the_two_versions_of_a_compare_question_are_aimed_from_the_same_draws():
 
     img = load_image("skimage:coffee")[:256, :256]
     plan = fixed_plan([("motion_blur", 0.5)], seed=0, sample_id="pair")
-    weak, strong = (
-        [plan.degradations[0].model_copy(update={"shown_severity": s})] for s in (0.3, 0.8)
-    )
+    weak, strong = ([plan.degradations[0].model_copy(update={"shown_severity": s})] for s in (0.3, 0.8))
     a = realize(img, weak, FLOOR, 0, "pair", stream="visible-v0", table=shipped_table()).records[0]
     b = realize(img, strong, FLOOR, 0, "pair", stream="visible-v1", table=shipped_table()).records[0]
     assert a.seed == b.seed and a.params["angle_deg"] == b.params["angle_deg"]
