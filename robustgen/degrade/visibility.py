@@ -38,13 +38,12 @@ def delta_e(before: np.ndarray, after: np.ndarray) -> float:
 
 
 def _small(rgb: np.ndarray) -> np.ndarray:
-    """``rgb`` averaged down by the whole factor that brings its longer side nearest ``DELTA_E_SIDE`` (the edge rows
-    a whole factor does not cover are left out): OpenCV's area average is 4x faster at a whole factor."""
-    h, w = rgb.shape[:2]
-    k = min(max(h, w) // DELTA_E_SIDE, min(h, w))  # never more than the shorter side: a 3 x 600 strip keeps a row
-    if k < 2:
-        return rgb
-    return cv2.resize(rgb[: h - h % k, : w - w % k], (w // k, h // k), interpolation=cv2.INTER_AREA)
+    """``rgb`` averaged down by halvings (OpenCV's area average is fastest at exactly 2x: an odd edge row or column
+    is left out at each) while its longer side stays at least ``DELTA_E_SIDE``."""
+    while max(rgb.shape[:2]) >= 2 * DELTA_E_SIDE and min(rgb.shape[:2]) >= 2:
+        h, w = rgb.shape[:2]
+        rgb = cv2.resize(rgb[: h - h % 2, : w - w % 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return rgb
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
@@ -132,6 +131,30 @@ def aim(
     return best[1], best[2], best[3], best[4]
 
 
+#: a step drawn again aims this far above the floor (a prediction from one measurement is rough)
+MARGIN = 1.5
+
+
+def _showing(rec: AppliedDegradation, seen: Visibility, floor: VisibilityFloor, guess: float) -> float:
+    """The severity to draw an invisible step again at: the lowest that this image's measurement predicts will
+    clear the floor by ``MARGIN`` (by 1 - SSIM along the catalog's curve for the degrader, scaled to the drop seen
+    here, or by colour difference growing in proportion to severity), else ``guess`` of the way up to 1."""
+    from robustgen.degrade.calibration import severity_for, shipped_table, table_drop
+
+    s = rec.severity
+    options = []
+    table = shipped_table()
+    if rec.name in table["degraders"] and seen.ssim_drop > 1e-4:
+        base = table_drop(table, rec.name, s)
+        if base > 1e-6:
+            by_ssim = severity_for(table, rec.name, MARGIN * floor.min_ssim_drop, seen.ssim_drop / base)
+            options.append(by_ssim if by_ssim is not None else 1.0)
+    if seen.delta_e is not None and seen.delta_e > 0.05:
+        options.append(s * MARGIN * floor.min_delta_e / seen.delta_e)
+    picked = min(options) if options else s + (1.0 - s) * guess
+    return round(min(1.0, max(picked, s + 0.05)), 4)
+
+
 def realize(
     image: np.ndarray,
     records: list[AppliedDegradation],
@@ -179,13 +202,15 @@ def realize(
         for attempt in range(floor.redraws + 1):
             if visible(seen, floor):
                 break
-            if attempt == floor.redraws:
-                rec = None  # invisible at full strength on this image
+            if attempt == floor.redraws or (attempt > 0 and rec.severity >= 1.0):
+                rec = None  # invisible at full strength on this image (tried once there)
                 break
             rng = rng or generator(seed, f"{stream}:{sample_id}:{k}")
-            # stronger each time, severity 1 last: the smallest change that shows is the likeliest to be kept
+            # stronger each time, severity 1 last: first where this image's own measurement says the step will show
+            # with a margin (or, with nothing to go by, part of the way up at random)
             last = attempt == floor.redraws - 1
-            severity = 1.0 if last else round(rec.severity + (1.0 - rec.severity) * float(rng.uniform(0.3, 0.7)), 4)
+            guess = float(rng.uniform(0.3, 0.7))
+            severity = 1.0 if last else _showing(rec, seen, floor, guess)
             old = rec
             rec = plan_one(registry.get(rec.name), severity, rng)
             if old.shown_severity is not None:  # calibrated: the stated severity rises as much, relatively

@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 
 import robustgen as rg
-from robustgen.degrade.apply import degrade_image, plan_one, replay
+from robustgen.degrade.apply import degrade_image, plan_one, render, replay
 from robustgen.degrade.calibration import (
     HELD_OUT_PHOTOS,
     REFERENCE_PHOTOS,
@@ -41,8 +41,8 @@ def test_calibration_holds_on_photos_the_table_never_saw():
     """At stated severity 0.5, each non-geometric degrader aimed on scikit-image's astronaut, coffee, chelsea and
     rocket at their own sizes (none of them in the table) lands within 0.05 of the target drop on each photo for at
     least 80% of the degraders (measured by quality.ssim on the image, not from the record's numbers); a degrader
-    that misses on a photo is at an end of its range there: at full strength and still short of the target, at its
-    weakest (0.02 or less) and still past it, or dropped as invisible."""
+    that misses on a photo is at an end of its range there (at full strength and still short of the target, at its
+    weakest, 0.02 or less, and still past it, or dropped as invisible) or jumps over the band there (step-wise)."""
     table = shipped_table()
     assert not set(HELD_OUT_PHOTOS) & set(REFERENCE_PHOTOS)
     target = float(np.interp(0.5, table["grid"], table["target"]))
@@ -63,14 +63,14 @@ def test_calibration_holds_on_photos_the_table_never_saw():
             drop = 1.0 - ssim(img, real.image)
             if abs(drop - target) <= TOLERANCE:
                 within.append(d.name)
-            else:  # at an end of its range on this photo
-                assert (kept.severity == 1.0 and drop < target) or (kept.severity <= 0.02 and drop > target), (
-                    name,
-                    d.name,
-                    kept.severity,
-                    drop,
-                    target,
-                )
+            elif not ((kept.severity == 1.0 and drop < target) or (kept.severity <= 0.02 and drop > target)):
+                # not at an end of its range: then a step-wise degrader (posterize's bits) that jumps over the band
+                # here: no severity near the kept one, drawn from the same stream, lands within it
+                near = np.clip(kept.severity + np.linspace(-0.2, 0.2, 41), 0.01, 1.0)
+                drops = [
+                    1.0 - ssim(img, render(img, plan_one(d, float(x), generator(0, f"aim:{name}:0")))) for x in near
+                ]
+                assert all(abs(x - target) > TOLERANCE for x in drops), (name, d.name, kept.severity, drop, target)
         assert len(within) / len(plain) >= 0.8, (name, sorted({d.name for d in plain} - set(within)))
 
 
