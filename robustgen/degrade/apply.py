@@ -86,10 +86,13 @@ def degrade_image(
 
     The draw depends only on (seed, name, severity): the same call gives the same bytes anywhere.
     """
-    degrader = registry.get(name)
-    rgb = to_rgb_uint8(image)
-    record = plan_one(degrader, severity, generator(seed, f"degrader:{name}"))
-    return render(rgb, record), record
+    record = single_record(name, severity, seed)
+    return render(to_rgb_uint8(image), record), record
+
+
+def single_record(name: str, severity: float = 0.5, seed: int = 0) -> AppliedDegradation:
+    """The record ``degrade_image`` applies for (name, severity, seed), drawn without touching a pixel."""
+    return plan_one(registry.get(name), severity, generator(seed, f"degrader:{name}"))
 
 
 def replay(image: np.ndarray, records: Iterable[AppliedDegradation | dict]) -> np.ndarray:

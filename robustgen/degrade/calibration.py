@@ -110,6 +110,16 @@ def severity_for(table: dict[str, Any], name: str, want: float, gain: float = 1.
     return round(float(grid[i - 1] + t * (grid[i] - grid[i - 1])), 4)
 
 
+def severity_seen(table: dict[str, Any], name: str, severity: float, drop: float, want: float) -> float | None:
+    """The severity at which ``name`` should reach the drop ``want`` on an image where it dropped ``drop`` at
+    ``severity``: its table curve scaled by how much stronger it acts here; None when the table cannot say (not in
+    it, or a drop or curve of about nothing)."""
+    if name not in table["degraders"] or drop <= 1e-6:
+        return None
+    base = table_drop(table, name, severity)
+    return severity_for(table, name, want, drop / base) if base > 1e-6 else None
+
+
 def table_drop(table: dict[str, Any], name: str, severity: float) -> float:
     """``name``'s mean drop at ``severity`` on the table's images (its monotone curve, interpolated)."""
     return float(np.interp(severity, table["grid"], _monotone(table["degraders"][name]["ssim_drop"])))

@@ -96,7 +96,7 @@ def aim(
     first guess and, scaled by what each render measured, the next ones (then the secant between the two nearest
     on either side); each candidate draws its parameters from the same fresh stream, so the drop moves with the
     severity alone, and the record holds the one kept."""
-    from robustgen.degrade.calibration import severity_for, table_drop, target_drop
+    from robustgen.degrade.calibration import severity_seen, target_drop
 
     want = target_drop(table, rec.shown)
     degrader = registry.get(rec.name)
@@ -117,8 +117,7 @@ def aim(
             dl, dh = lo[3].ssim_drop, hi[3].ssim_drop
             nxt = lo[0] + (want - dl) * (hi[0] - lo[0]) / max(1e-9, dh - dl)
         else:  # the table's curve, scaled to what this image shows
-            base = table_drop(table, rec.name, s)
-            guess = severity_for(table, rec.name, want, drop / base) if base > 1e-6 and drop > 1e-6 else None
+            guess = severity_seen(table, rec.name, s, drop, want)
             if guess is None or any(abs(guess - t[0]) < 1e-4 for t in tried):
                 # the curve cannot say (flat, or clamped to its first grid point): scale the severity itself
                 guess = s * want / drop if drop > 1e-6 else 2 * s
@@ -139,16 +138,14 @@ def _showing(rec: AppliedDegradation, seen: Visibility, floor: VisibilityFloor, 
     """The severity to draw an invisible step again at: the lowest that this image's measurement predicts will
     clear the floor by ``MARGIN`` (by 1 - SSIM along the catalog's curve for the degrader, scaled to the drop seen
     here, or by colour difference growing in proportion to severity), else ``guess`` of the way up to 1."""
-    from robustgen.degrade.calibration import severity_for, shipped_table, table_drop
+    from robustgen.degrade.calibration import severity_seen, shipped_table
 
     s = rec.severity
     options = []
-    table = shipped_table()
-    if rec.name in table["degraders"] and seen.ssim_drop > 1e-4:
-        base = table_drop(table, rec.name, s)
-        if base > 1e-6:
-            by_ssim = severity_for(table, rec.name, MARGIN * floor.min_ssim_drop, seen.ssim_drop / base)
-            options.append(by_ssim if by_ssim is not None else 1.0)
+    if seen.ssim_drop > 1e-4:
+        by_ssim = severity_seen(shipped_table(), rec.name, s, seen.ssim_drop, MARGIN * floor.min_ssim_drop)
+        if by_ssim is not None:
+            options.append(by_ssim)
     if seen.delta_e is not None and seen.delta_e > 0.05:
         options.append(s * MARGIN * floor.min_delta_e / seen.delta_e)
     picked = min(options) if options else s + (1.0 - s) * guess
@@ -178,16 +175,10 @@ def realize(
             and rec.name in table["degraders"]
         )  # fmt: skip
         if calibrate:
-            rec, after, seen, after_planes = aim(
-                # one stream per sample and step, whatever the version: the two images of a compare question draw
-                # the same values and differ in strength only
-                out,
-                rec,
-                table,
-                floor,
-                planes,
-                lambda k=k: generator(seed, f"aim:{sample_id}:{k}"),
-            )
+            # one stream per sample and step, whatever the version: the two images of a compare question draw the
+            # same values and differ in strength only
+            stream_of = lambda k=k: generator(seed, f"aim:{sample_id}:{k}")  # noqa: E731
+            rec, after, seen, after_planes = aim(out, rec, table, floor, planes, stream_of)
         else:
             after = render(out, rec)
         if not floor.enabled:

@@ -112,7 +112,7 @@ class Dataset:
             try:
                 yield DatasetRecord.model_validate_json(line)
             except ValidationError as exc:
-                raise RobustgenError(f"{self.root}/data/{name}: {_first(exc)}") from None
+                raise RobustgenError(f"{self.root}/data/{name}: {first_error(exc)}") from None
 
     def lines_by_id(self, strict: bool = True) -> Iterator[tuple[str, bytes]]:
         """(shard name, raw line) of every record in id order, holding only each line's (id, shard, offset). A
@@ -250,7 +250,8 @@ def _line(exc: BaseException) -> str:
     return first_line(exc, 200)
 
 
-def _first(exc: ValidationError) -> str:
+def first_error(exc: ValidationError) -> str:
+    """The first problem of a record that does not validate: 'field.path: why'."""
     err = exc.errors()[0]
     return f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
 
@@ -318,7 +319,7 @@ def validate_dataset(root: str | Path) -> list[str]:
         try:
             rec = DatasetRecord.model_validate(obj)
         except ValidationError as exc:
-            problems.append(f"{where}: {_first(exc)}")
+            problems.append(f"{where}: {first_error(exc)}")
             continue
         if rec.id in seen:
             problems.append(f"{where}: duplicate id {rec.id!r} (also at {seen[rec.id]})")

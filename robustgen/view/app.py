@@ -127,10 +127,11 @@ def _explore_args(request: Request) -> tuple[str, float, str, int]:
     return registry.get(name).name, severity, ref, seed
 
 
-def _explored(renders: _Renders, name: str, severity: float, ref: str, seed: int):
+def _explored_image(renders: _Renders, name: str, severity: float, ref: str, seed: int) -> np.ndarray:
+    """``degrade_image`` of the sample photo at ``EXPLORE_SIDE``: its record applied to it."""
     import cv2
 
-    from robustgen.degrade.apply import degrade_image
+    from robustgen.degrade.apply import render, single_record
 
     def small() -> np.ndarray:
         img = load_image(ref)
@@ -138,8 +139,15 @@ def _explored(renders: _Renders, name: str, severity: float, ref: str, seed: int
         k = EXPLORE_SIDE / max(h, w)
         return cv2.resize(img, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else img
 
-    clean = renders.clean(f"explore:{ref}", small)
-    return degrade_image(clean, name, severity, seed=seed)
+    return render(renders.clean(f"explore:{ref}", small), single_record(name, severity, seed))
+
+
+def _explored_record(name: str, severity: float, seed: int) -> str:
+    """The applied record as JSON text (the page shows it as written: a noise seed is a 64-bit integer, which
+    JavaScript's numbers would round); it depends on no pixel, so nothing is rendered for it."""
+    from robustgen.degrade.apply import single_record
+
+    return json.dumps(single_record(name, severity, seed).model_dump(mode="json"), indent=2)
 
 
 async def explore(request: Request) -> Response:
@@ -149,8 +157,6 @@ async def explore(request: Request) -> Response:
         name, severity, ref, seed = _explore_args(request)
     except (RobustgenError, ValueError) as exc:
         return page("error.html", status=400, message=str(exc))
-    renders: _Renders = request.app.state.renders
-    _, rec = _explored(renders, name, severity, ref, seed)
     return page(
         "explore.html",
         kind=request.app.state.kind,
@@ -160,7 +166,7 @@ async def explore(request: Request) -> Response:
         severity=severity,
         ref=ref,
         seed=seed,
-        record=json.dumps(rec.model_dump(mode="json"), indent=2),
+        record=_explored_record(name, severity, seed),
     )
 
 
@@ -171,7 +177,7 @@ async def explore_image(request: Request) -> Response:
         return text(str(exc), 400)
     renders: _Renders = request.app.state.renders
     key = "explore-img:" + json.dumps(args)
-    return image(renders.bytes.get(key, lambda: png(_explored(renders, *args)[0])), "image/png")
+    return image(renders.bytes.get(key, lambda: png(_explored_image(renders, *args))), "image/png")
 
 
 async def explore_record(request: Request) -> Response:
@@ -179,10 +185,8 @@ async def explore_record(request: Request) -> Response:
         args = _explore_args(request)
     except (RobustgenError, ValueError) as exc:
         return JSONResponse({"error": str(exc)}, status_code=400, headers=_headers())
-    _, rec = _explored(request.app.state.renders, *args)
-    # the page shows this text as it is: a noise seed is a 64-bit integer, which JavaScript's numbers would round
-    text = json.dumps(rec.model_dump(mode="json"), indent=2)
-    return Response(text, media_type="application/json", headers=_headers())
+    name, severity, _, seed = args
+    return Response(_explored_record(name, severity, seed), media_type="application/json", headers=_headers())
 
 
 # ---- a dataset folder -------------------------------------------------------------------------------------------
@@ -239,6 +243,7 @@ async def record_page(request: Request) -> Response:
     with the reason (nothing of it is rendered as a field)."""
     from pydantic import ValidationError
 
+    from robustgen.pipelines.dataset import first_error
     from robustgen.schemas import DatasetRecord
 
     raw, missing = _record_or_404(request)
@@ -247,7 +252,7 @@ async def record_page(request: Request) -> Response:
     try:
         rec = DatasetRecord.model_validate(raw)
     except (ValidationError, ValueError, OverflowError) as exc:
-        reason = str(exc).splitlines()[0] if not isinstance(exc, ValidationError) else _first_error(exc)
+        reason = str(exc).splitlines()[0] if not isinstance(exc, ValidationError) else first_error(exc)
         return page("record.html", kind="dataset", rid=raw["id"], rec=None, problem=reason,
                     record=json.dumps(raw, indent=2, ensure_ascii=False))  # fmt: skip
     chain = rec.chain
@@ -273,11 +278,6 @@ async def record_page(request: Request) -> Response:
     )
 
 
-def _first_error(exc) -> str:
-    err = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
-
-
 def _clean_of(request: Request, rec) -> np.ndarray:
     from robustgen.pipelines.dataset import Dataset
 
@@ -298,11 +298,11 @@ async def record_image(request: Request) -> Response:
     renders: _Renders = request.app.state.renders
     try:
         rec = DatasetRecord.model_validate(raw)
-        if role in ("degraded", "thumb"):
-            data, media = file_bytes(root, rec.image)
-            if role == "thumb":
-                return image(request.app.state.thumbs.get(rec.id, lambda: thumbnail(data, rec.image)), "image/jpeg")
-            return image(data, media)
+        if role == "thumb":  # the file is read only when its thumbnail is not kept
+            thumb = request.app.state.thumbs.get(rec.id, lambda: thumbnail(file_bytes(root, rec.image)[0], rec.image))
+            return image(thumb, "image/jpeg")
+        if role == "degraded":
+            return image(*file_bytes(root, rec.image))
         if role.startswith("extra-") and role[6:].isdigit() and int(role[6:]) < len(rec.extra_images):
             return image(*file_bytes(root, rec.extra_images[int(role[6:])].image))
         if role == "clean":
