@@ -67,6 +67,7 @@ class MotionBlur(Degrader):
 @register
 class LensFlare(Degrader):
     name, label, stage = "lens_flare", "lens flare", ACQ
+    visible_from = 0.22
     influence = "adds a bright glare with ghost circles along a line; regions near the light wash out and lose contrast"
 
     class Params(StrictParams):
@@ -109,6 +110,7 @@ class LensFlare(Degrader):
 @register
 class DirtyLens(Degrader):
     name, label, stage = "dirty_lens", "dirty lens", ACQ
+    visible_from = 0.78
     influence = "smudges and dust spots veil parts of the image with hazy, low-contrast blotches"
 
     class Params(StrictParams):
@@ -144,6 +146,7 @@ class DirtyLens(Degrader):
 @register
 class Saturation(Degrader):
     name, label, stage = "saturation", "saturation", ACQ
+    visible_from = 0.33
     influence = (
         "pushes colour saturation far from natural: colours bleed to neon or fade towards gray, hiding colour cues"
     )
@@ -164,6 +167,7 @@ class Saturation(Degrader):
 @register
 class ChromaticAberration(Degrader):
     name, label, stage = "chromatic_aberration", "chromatic aberration", ACQ
+    visible_from = 0.22
     geometric = True
     influence = "red and blue channels drift apart towards the borders, giving coloured fringes on edges"
 
@@ -189,6 +193,7 @@ class ChromaticAberration(Degrader):
 @register
 class Vignetting(Degrader):
     name, label, stage = "vignetting", "vignetting", ACQ
+    visible_from = 0.22
     influence = "darkens the corners and borders, so peripheral objects lose brightness and detail"
 
     class Params(StrictParams):
@@ -231,6 +236,7 @@ class Overexposure(Degrader):
 @register
 class WhiteBalance(Degrader):
     name, label, stage = "white_balance", "white balance shift", ACQ
+    visible_from = 0.22
     influence = "casts the whole image warm (orange) or cold (blue), so object colours are no longer true"
 
     class Params(StrictParams):
@@ -280,6 +286,7 @@ class RollingShutter(Degrader):
 @register
 class SensorNoise(Degrader):
     name, label, stage = "sensor_noise", "sensor noise", ACQ
+    visible_from = 0.22
     influence = "signal-dependent grain (shot plus read noise) speckles the image and buries faint detail"
 
     class Params(StrictParams):
@@ -392,6 +399,7 @@ class LensDistortion(Degrader):
 @register
 class SpeckleNoise(Degrader):
     name, label, stage = "speckle_noise", "speckle noise", ACQ
+    visible_from = 0.22
     influence = "multiplicative grain that is strongest in bright areas, giving them a mottled, sandy look"
 
     class Params(StrictParams):
@@ -529,6 +537,7 @@ class CameraShake(Degrader):
 @register
 class Demosaicing(Degrader):
     name, label, stage = "demosaicing", "demosaicing artefacts", ACQ
+    visible_from = 0.11
     influence = "a cheap sensor's colour filter shows through: zipper edges and false colour fringes on fine detail"
 
     class Params(StrictParams):

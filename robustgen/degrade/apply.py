@@ -39,11 +39,14 @@ def check_severity(severity: float, where: str = "severity") -> float:
     return s
 
 
-def plan_one(degrader: Degrader, severity: float, rng: np.random.Generator) -> AppliedDegradation:
-    """Draw params and a noise seed for ``degrader`` at ``severity`` from ``rng``."""
+def plan_one(
+    degrader: Degrader, severity: float, rng: np.random.Generator, own_scale: bool = False
+) -> AppliedDegradation:
+    """Draw params and a noise seed for ``degrader`` at ``severity`` from ``rng``: the params of its own severity
+    ``own_severity(degrader, severity)`` (of ``severity`` itself with ``own_scale``); the record states ``severity``."""
     severity = check_severity(severity, degrader.name)
     noise_seed = draw_seed(rng)
-    params = degrader.params_for(severity, rng)
+    params = degrader.params_for(severity if own_scale else own_severity(degrader, severity), rng)
     return AppliedDegradation(
         name=degrader.name,
         label=degrader.label,
@@ -52,6 +55,12 @@ def plan_one(degrader: Degrader, severity: float, rng: np.random.Generator) -> A
         params=params.model_dump(mode="json"),
         seed=noise_seed,
     )
+
+
+def own_severity(degrader: Degrader, severity: float) -> float:
+    """The degrader's own severity for a stated one: the scale starts at ``visible_from`` (``Degrader``)."""
+    start = float(degrader.visible_from)
+    return severity if start <= 0.0 else round(start + (1.0 - start) * severity, 6)
 
 
 def checked_params(record: AppliedDegradation) -> tuple[Degrader, Any]:

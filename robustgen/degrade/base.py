@@ -25,7 +25,8 @@ class Degrader(ABC):
     give units, and implement ``params_for`` and ``apply``.
 
     Contract:
-    - ``params_for(severity, rng)`` maps severity in (0, 1] to concrete params, monotone in severity.
+    - ``params_for(severity, rng)`` maps severity in (0, 1] to concrete params, monotone in severity (the
+      degrader's own scale: ``plan_one`` first lifts a drawn severity past ``visible_from``).
       It must draw the same number of values from ``rng`` whatever the severity, so that one seed
       gives the same layout (angles, positions) at every severity and only the strength changes.
     - ``apply(image, params, rng)`` is a pure function: uint8 RGB (H, W, 3) in, same shape out.
@@ -39,6 +40,11 @@ class Degrader(ABC):
     Params: ClassVar[type[BaseModel]]
     #: moves pixels (rotation, warps, shifts): recipes can leave these out for questions about positions or text
     geometric: ClassVar[bool] = False
+    #: where the severity scale starts on the degrader's own: severity s is drawn as ``visible_from + (1 -
+    #: visible_from) * s`` by ``params_for``'s caller (``apply.plan_one``), so that a low severity still shows on most
+    #: photos (the catalog's values: the least own severity invisible on at most about 1 in 5 reference photos; see
+    #: docs/degraders.md). 0 for a degrader whose mildest draw already shows.
+    visible_from: ClassVar[float] = 0.0
 
     @abstractmethod
     def params_for(self, severity: float, rng: np.random.Generator) -> BaseModel:

@@ -72,13 +72,34 @@ def measure(
                     b.append(gmsd(img, out))
             ssim_drop.append(round(float(np.mean(a)), 5))
             gm.append(round(float(np.mean(b)), 5))
-        table["degraders"][d.name] = {"geometric": d.geometric, "ssim_drop": ssim_drop, "gmsd": gm}
+        entry = {"geometric": d.geometric, "ssim_drop": ssim_drop, "gmsd": gm}
+        if d.visible_from > 0:  # its scale starts later: the drops on its own scale too, for the target
+            entry["own_ssim_drop"] = [
+                round(
+                    float(np.mean([1.0 - ssim(img, _own(img, d, s, seed)) for img in images for seed in range(seeds)])),
+                    5,
+                )
+                for s in grid
+            ]
+        table["degraders"][d.name] = entry
     table["target"] = _target(table)
     return table
 
 
+def _own(img: np.ndarray, d: Any, severity: float, seed: int) -> np.ndarray:
+    """``img`` degraded by ``d`` at its own ``severity`` (not lifted by ``visible_from``), drawn as in
+    ``degrade_image``."""
+    from robustgen.degrade.apply import plan_one, render
+    from robustgen.degrade.seeding import generator
+
+    return render(img, plan_one(d, severity, generator(seed, f"degrader:{d.name}"), own_scale=True))
+
+
 def _target(table: dict[str, Any]) -> list[float]:
-    rows = [v["ssim_drop"] for v in table["degraders"].values() if not v["geometric"]]
+    """The catalog's median drop of the non-geometric degraders at each grid severity, each on its own scale: where
+    ``visible_from`` starts a degrader's scale later (so its mildest draw shows), that moves the degrader, not what a
+    calibrated severity stands for."""
+    rows = [v.get("own_ssim_drop", v["ssim_drop"]) for v in table["degraders"].values() if not v["geometric"]]
     return [round(float(np.median([r[i] for r in rows])), 5) for i in range(len(table["grid"]))]
 
 

@@ -81,6 +81,7 @@ class Noise(Degrader):
 @register
 class ColorDiffusion(Degrader):
     name, label, stage = "color_diffusion", "color diffusion", ENV
+    visible_from = 0.22
     influence = "colours bleed and spread into neighbouring regions, washing boundaries into a coloured glow"
 
     class Params(StrictParams):
@@ -239,6 +240,7 @@ class Frost(Degrader):
 @register
 class Glare(Degrader):
     name, label, stage = "glare", "glare", ENV
+    visible_from = 0.11
     influence = "strong backlight floods part of the frame; objects in front turn into low-contrast silhouettes"
 
     class Params(StrictParams):
@@ -287,6 +289,7 @@ class LowLight(Degrader):
 @register
 class Shadow(Degrader):
     name, label, stage = "shadow", "shadow", ENV
+    visible_from = 0.56
     influence = "a cast shadow darkens a large region, hiding detail and changing apparent colours there"
 
     class Params(StrictParams):
@@ -315,6 +318,7 @@ class Shadow(Degrader):
 @register
 class Smoke(Degrader):
     name, label, stage = "smoke", "smoke", ENV
+    visible_from = 0.33
     influence = "drifting gray plumes cover parts of the scene unevenly, hiding objects behind them"
 
     class Params(StrictParams):

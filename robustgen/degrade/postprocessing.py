@@ -29,6 +29,7 @@ def _text_scale(image: np.ndarray, height_frac: float) -> tuple[float, int]:
 @register
 class SharpnessChange(Degrader):
     name, label, stage = "sharpness_change", "sharpness change", POST
+    visible_from = 0.56
     influence = "sharpness is pushed off its natural level: edges either turn soft or harsh with grainy detail"
 
     class Params(StrictParams):
@@ -75,6 +76,7 @@ class Oversharpening(Degrader):
 @register
 class BeautySmoothing(Degrader):
     name, label, stage = "beauty_smoothing", "beauty smoothing", POST
+    visible_from = 0.33
     influence = "a beauty filter irons out texture: skin, fabric and surfaces look plastic, small details vanish"
 
     class Params(StrictParams):
@@ -99,6 +101,7 @@ class BeautySmoothing(Degrader):
 @register
 class Posterize(Degrader):
     name, label, stage = "posterize", "posterization", POST
+    visible_from = 0.33
     influence = "tones collapse into a few flat steps: gradients band and shading detail disappears"
 
     class Params(StrictParams):
@@ -144,6 +147,7 @@ class ColorGrading(Degrader):
 @register
 class Recompression(Degrader):
     name, label, stage = "recompression", "re-compression", POST
+    visible_from = 0.11
     influence = "re-shared many times: each generation rescales and re-encodes, stacking blur and block artefacts"
 
     class Params(StrictParams):
@@ -173,6 +177,7 @@ class Recompression(Degrader):
 @register
 class Moire(Degrader):
     name, label, stage = "moire", "moire", POST
+    visible_from = 0.11
     influence = "a photo of a screen: rainbow interference bands and a faint pixel grid ripple across the image"
 
     class Params(StrictParams):
@@ -211,6 +216,7 @@ def _draw_text(canvas: np.ndarray, text: str, org: tuple[int, int], scale: float
 @register
 class Graffiti(Degrader):
     name, label, stage = "graffiti", "graffiti", POST
+    visible_from = 0.22
     influence = "thick painted scribbles are drawn over the image, covering parts of objects and text"
 
     class Params(StrictParams):
@@ -245,6 +251,7 @@ class Graffiti(Degrader):
 @register
 class WatermarkDamage(Degrader):
     name, label, stage = "watermark_damage", "watermark damage", POST
+    visible_from = 0.11
     influence = "a tiled semi-transparent watermark lies over everything, obscuring fine detail and text"
 
     class Params(StrictParams):
@@ -281,6 +288,7 @@ class WatermarkDamage(Degrader):
 @register
 class TextOverlay(Degrader):
     name, label, stage = "text_overlay", "text overlay", POST
+    visible_from = 0.22
     influence = "captions and meme text are stamped on the image, covering whatever lies beneath them"
 
     class Params(StrictParams):

@@ -35,6 +35,9 @@ def register(cls: type[Degrader]) -> type[Degrader]:
         raise TypeError(f"degrader name {cls.name!r} must be snake_case")
     if not isinstance(cls.stage, Stage):
         raise TypeError(f"degrader {cls.name!r}: stage must be a robustgen.Stage")
+    vf = cls.visible_from
+    if isinstance(vf, bool) or not isinstance(vf, int | float) or not 0.0 <= vf < 1.0:
+        raise TypeError(f"degrader {cls.name!r}: visible_from must be a number in [0, 1), got {vf!r}")
     existing = _registry.get(cls.name)
     if existing is not None and type(existing) is not cls:
         raise TypeError(f"degrader name {cls.name!r} is already registered by {type(existing).__name__}")

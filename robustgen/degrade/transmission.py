@@ -19,6 +19,7 @@ TRN = Stage.TRANSMISSION
 @register
 class Compression(Degrader):
     name, label, stage = "compression", "compression", TRN
+    visible_from = 0.67
     influence = "JPEG compression adds 8x8 blocking, ringing around edges and colour smearing; fine texture is lost"
 
     class Params(StrictParams):
@@ -34,6 +35,7 @@ class Compression(Degrader):
 @register
 class WebpCompression(Degrader):
     name, label, stage = "webp_compression", "webp compression", TRN
+    visible_from = 0.33
     influence = "WebP compression smooths textures into flat patches and blurs small details and text"
 
     class Params(StrictParams):
@@ -214,6 +216,7 @@ class Interlacing(Degrader):
 @register
 class PacketLoss(Degrader):
     name, label, stage = "packet_loss", "packet loss", TRN
+    visible_from = 0.11
     influence = "whole horizontal slices are lost and filled by smeared copies of the row above or gray"
 
     class Params(StrictParams):
@@ -241,6 +244,7 @@ class PacketLoss(Degrader):
 @register
 class BitErrors(Degrader):
     name, label, stage = "bit_errors", "bit errors", TRN
+    visible_from = 0.22
     influence = "random bit flips scatter bright and dark coloured specks across the image"
 
     class Params(StrictParams):
@@ -261,6 +265,7 @@ class BitErrors(Degrader):
 @register
 class ColorQuantization(Degrader):
     name, label, stage = "color_quantization", "color quantization", TRN
+    visible_from = 0.33
     influence = "the palette shrinks to a few colours with dither noise: gradients band and subtle colours merge"
 
     class Params(StrictParams):
@@ -283,6 +288,7 @@ class ColorQuantization(Degrader):
 @register
 class Ringing(Degrader):
     name, label, stage = "ringing", "ringing", TRN
+    visible_from = 0.67
     influence = "band-limiting leaves echoes (halos and ripples) beside every strong edge"
 
     class Params(StrictParams):
@@ -303,13 +309,14 @@ class Ringing(Degrader):
 @register
 class ChromaSubsampling(Degrader):
     name, label, stage = "chroma_subsampling", "chroma subsampling", TRN
+    visible_from = 0.5
     influence = "colour is stored at low resolution: colours bleed across edges and small coloured details blur"
 
     class Params(StrictParams):
         factor: int = Field(ge=1, le=64, description="chroma downsampling factor per axis")
 
     def params_for(self, severity, rng):
-        return self.Params(factor=int(round(2 ** ops.lerp(1.0, 5.0, severity))))
+        return self.Params(factor=2 ** round(ops.lerp(1.0, 5.0, severity)))  # a power of two: block-aligned
 
     def apply(self, image, params, rng):
         h, w = image.shape[:2]
@@ -351,6 +358,7 @@ class ImpulseNoise(Degrader):
 @register
 class Upsampling(Degrader):
     name, label, stage = "upsampling", "upsampling artefacts", TRN
+    visible_from = 0.11
     influence = "a small picture was blown up: blocky or jagged edges, aliasing and moire on fine patterns, soft detail"
 
     class Params(StrictParams):
@@ -375,6 +383,7 @@ class Upsampling(Degrader):
 @register
 class Ghosting(Degrader):
     name, label, stage = "ghosting", "ghosting", TRN
+    visible_from = 0.22
     influence = "a faint shifted copy of the picture overlays it (signal echo): edges double, text gets a shadow twin"
 
     class Params(StrictParams):

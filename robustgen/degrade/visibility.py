@@ -28,13 +28,27 @@ from robustgen.schemas.recipe import VisibilityFloor
 DELTA_E_SIDE = 48
 
 
-def delta_e(before: np.ndarray, after: np.ndarray) -> float:
+#: CIEDE2000 is at most this many times the Euclidean Lab distance (CIE76) of the same two colours: its lightness,
+#: chroma and hue differences are each divided by a weight >= 1, a* is stretched by at most 1.5 (so the chroma and hue
+#: differences together are at most 1.5 times the a*b* distance), and the rotation term at most doubles their squares:
+#: dE00^2 <= dL^2 + 2 * 1.5^2 * dab^2 <= 4.5 * dE76^2, and sqrt(4.5) = 2.121
+CIEDE_PER_CIE76 = 2.13
+
+
+def delta_e(before: np.ndarray, after: np.ndarray, at_least: float | None = None) -> float:
     """Mean CIEDE2000 colour difference between two images averaged down to about ``DELTA_E_SIDE`` (colour effects are
-    broad; averaging only lowers what fine colour noise would add, so the floor errs towards stronger labels)."""
+    broad; averaging only lowers what fine colour noise would add, so the floor errs towards stronger labels). With
+    ``at_least``: when the cheap bound (``CIEDE_PER_CIE76`` times the mean CIE76 distance) is already under it, that
+    bound is returned instead (the pair is under ``at_least`` either way, and CIEDE2000 costs ten times more)."""
     from skimage.color import deltaE_ciede2000
 
-    before, after = _small(before), _small(after)
-    return float(np.mean(deltaE_ciede2000(_lab(before), _lab(after))))
+    lab_before, lab_after = _lab(_small(before)), _lab(_small(after))
+    if at_least is not None:
+        diff = cv2.subtract(lab_before, lab_after)
+        bound = CIEDE_PER_CIE76 * float(np.mean(np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))))
+        if bound < at_least:
+            return bound
+    return float(np.mean(deltaE_ciede2000(lab_before, lab_after)))
 
 
 def _small(rgb: np.ndarray) -> np.ndarray:
@@ -59,7 +73,7 @@ def effect(
     planes = planes or LumaPlanes(before)
     seen = LumaPlanes(after, planes.f)
     drop = max(0.0, 1.0 - ssim_planes(planes, seen))
-    de = None if drop >= floor.min_ssim_drop else delta_e(before, after)
+    de = None if drop >= floor.min_ssim_drop else delta_e(before, after, at_least=floor.min_delta_e)
     return Visibility(ssim_drop=round(drop, 5), delta_e=None if de is None else round(de, 4)), seen
 
 

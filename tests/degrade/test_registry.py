@@ -135,3 +135,37 @@ def test_an_angle_drawn_just_below_its_bound_still_validates(name, bound):
     params = d.params_for(0.5, _Edge())
     assert 0 <= params.angle_deg < bound
     d.Params.model_validate(params.model_dump())
+
+
+@pytest.mark.parametrize("bad", [1.0, -0.1, "0.5", True, float("nan")])
+def test_a_degrader_whose_scale_starts_outside_0_1_is_refused_at_registration(bad):
+    from robustgen.degrade.base import Degrader
+    from robustgen.degrade.registry import register
+
+    class Odd(Degrader):
+        name, label, stage, influence = "odd_start", "odd start", Stage.ACQUISITION, "nothing"
+        visible_from = bad
+        Params = registry.get("noise").Params
+
+        def params_for(self, severity, rng):
+            return self.Params()
+
+        def apply(self, image, params, rng):
+            return image
+
+    with pytest.raises(TypeError, match="odd_start.*visible_from"):
+        register(Odd)
+    assert "odd_start" not in {d.name for d in rg.degraders()}
+
+
+def test_a_lifted_scale_states_the_drawn_severity_and_applies_the_lifted_one():
+    from robustgen.degrade.apply import own_severity, plan_one
+    from robustgen.degrade.seeding import generator
+
+    d = registry.get("compression")
+    assert 0 < d.visible_from < 1
+    rec = plan_one(d, 0.1, generator(0, "x"))
+    assert rec.severity == 0.1  # what TYPE and the record state
+    lifted = plan_one(d, own_severity(d, 0.1), generator(0, "x"), own_scale=True)
+    assert rec.params == lifted.params and own_severity(d, 0.1) > 0.1
+    assert own_severity(registry.get("noise"), 0.3) == 0.3  # a scale that starts at 0 is not moved

@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robustgen.degrade.apply import render, replay
+import robustgen as rg
+from robustgen.degrade.apply import plan_one, render, replay
+from robustgen.degrade.calibration import reference_images
 from robustgen.degrade.quality import ssim
 from robustgen.degrade.recipes import fixed_plan
-from robustgen.degrade.visibility import delta_e, realize
+from robustgen.degrade.seeding import generator
+from robustgen.degrade.visibility import delta_e, effect, realize, visible
 from robustgen.images import load_image
 from robustgen.schemas import AppliedDegradation
 from robustgen.schemas.recipe import VisibilityFloor
@@ -101,7 +104,7 @@ def test_replay_of_records_written_with_the_floor_is_byte_exact(dataset, tmp_pat
 
 def test_a_step_under_the_floor_is_drawn_again_stronger_and_deterministically():
     img = load_image("skimage:coffee")
-    weak = fixed_plan([("compression", 0.05)], seed=1, sample_id="s").degradations
+    weak = fixed_plan([("iso_noise", 0.05)], seed=1, sample_id="s").degradations
     assert 1.0 - ssim(img, replay(img, weak)) < FLOOR.min_ssim_drop  # planned too weak to see
     a = realize(img, weak, FLOOR, seed=1, sample_id="s")
     b = realize(img, weak, FLOOR, seed=1, sample_id="s")
@@ -217,3 +220,29 @@ def test_the_two_versions_of_a_compare_question_are_aimed_from_the_same_draws():
     b = realize(img, strong, FLOOR, 0, "pair", stream="visible-v1", table=shipped_table()).records[0]
     assert a.seed == b.seed and a.params["angle_deg"] == b.params["angle_deg"]
     assert a.severity < b.severity and a.visibility.ssim_drop < b.visibility.ssim_drop
+
+
+#: degraders that change colour alone (gray photos cannot show them), judged on the reference set's colour photos
+COLOUR_ONLY = {"saturation", "white_balance", "chroma_subsampling", "color_grading"}
+#: the one degrader whose mildest draw still hides on most colour photos: 4:2:0-style chroma loss is subtle by nature
+#: (the floor drops it where it does not show, and the sample says so)
+SUBTLE = {"chroma_subsampling"}
+
+
+def test_the_mildest_draw_of_every_degrader_shows_on_most_reference_photos():
+    """Each degrader's severity scale starts where its effect shows (``Degrader.visible_from``): at severity 0.1, the
+    default recipe's lowest, every degrader but the named subtle one changes at least 3 in 4 of the reference photos
+    (16: 8 photos at 2 sizes; for colour-only degraders, the colour ones) by the floor's measure."""
+    photos = reference_images()
+    colour = [p for p in photos if not (np.array_equal(p[..., 0], p[..., 1]) and np.array_equal(p[..., 1], p[..., 2]))]
+    assert len(colour) >= 4
+    hidden = {}
+    for d in rg.degraders():
+        pool = colour if d.name in COLOUR_ONLY else photos
+        n = 0
+        for i, img in enumerate(pool):
+            v, _ = effect(img, render(img, plan_one(d, 0.1, generator(0, f"mild:{d.name}:{i}"))), FLOOR)
+            n += not visible(v, FLOOR)
+        hidden[d.name] = n / len(pool)
+    too_subtle = {name: share for name, share in hidden.items() if share > 0.25}
+    assert set(too_subtle) <= SUBTLE, too_subtle
