@@ -54,6 +54,7 @@ def list_cmd(
                 "stage": d.stage.value,
                 "influence": d.influence,
                 "geometric": d.geometric,
+                "visible_from": d.visible_from,
                 "module": type(d).__module__,
                 "params": d.params_schema(),
                 "calibration": calibration(d.name),

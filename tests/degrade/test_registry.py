@@ -53,7 +53,8 @@ def test_list_json_cli_matches_the_registry():
     ).stdout
     rows = json.loads(out)
     assert {r["name"] for r in rows} == {d.name for d in rg.degraders()}
-    assert all({"name", "label", "stage", "params"} <= set(r) for r in rows)
+    assert all({"name", "label", "stage", "params", "visible_from"} <= set(r) for r in rows)
+    assert {r["name"]: r["visible_from"] for r in rows} == {d.name: d.visible_from for d in rg.degraders()}
 
 
 @pytest.mark.parametrize(
