@@ -28,7 +28,7 @@ from robustgen.degrade.quality import ssim
 
 GRID: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 TOLERANCE = 0.05  # |drop - target| within this counts as calibrated
-TABLE_VERSION = 1
+TABLE_VERSION = 2  # 2: severities on the lifted scales (``Degrader.visible_from``), the target on the own ones
 
 
 def gmsd(clean: np.ndarray, degraded: np.ndarray) -> float:
@@ -278,6 +278,11 @@ def table_sha256(path: str | Path) -> str:
         and _numbers(e["ssim_drop"])
         for e in table["degraders"].values()
     )  # fmt: skip
+    if isinstance(table, dict) and table.get("version") == 1:
+        raise ValueError(
+            f"calibration: {path}: a version 1 table, measured before degraders' severity scales started where their "
+            f"effect shows (visible_from): rebuild it with `robustgen calibrate`"
+        )
     if not ok:
         raise ValueError(f"calibration: {path}: not a table written by `robustgen calibrate` (version {TABLE_VERSION})")
     return hashlib.sha256(data).hexdigest()

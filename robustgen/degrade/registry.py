@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import numbers
 import re
 import threading
 
@@ -36,7 +37,7 @@ def register(cls: type[Degrader]) -> type[Degrader]:
     if not isinstance(cls.stage, Stage):
         raise TypeError(f"degrader {cls.name!r}: stage must be a robustgen.Stage")
     vf = cls.visible_from
-    if isinstance(vf, bool) or not isinstance(vf, int | float) or not 0.0 <= vf < 1.0:
+    if isinstance(vf, bool) or not isinstance(vf, numbers.Real) or not 0.0 <= vf < 1.0:
         raise TypeError(f"degrader {cls.name!r}: visible_from must be a number in [0, 1), got {vf!r}")
     existing = _registry.get(cls.name)
     if existing is not None and type(existing) is not cls:

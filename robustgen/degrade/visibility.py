@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from robustgen.degrade import registry
-from robustgen.degrade.apply import plan_one, render
+from robustgen.degrade.apply import own_severity, plan_one, render
 from robustgen.degrade.quality import LumaPlanes, ssim_planes
 from robustgen.degrade.seeding import generator
 from robustgen.schemas import AppliedDegradation
@@ -35,19 +35,18 @@ DELTA_E_SIDE = 48
 CIEDE_PER_CIE76 = 2.13
 
 
-def delta_e(before: np.ndarray, after: np.ndarray, at_least: float | None = None) -> float:
+def delta_e(before: np.ndarray, after: np.ndarray, at_least: float | None = None) -> float | None:
     """Mean CIEDE2000 colour difference between two images averaged down to about ``DELTA_E_SIDE`` (colour effects are
     broad; averaging only lowers what fine colour noise would add, so the floor errs towards stronger labels). With
-    ``at_least``: when the cheap bound (``CIEDE_PER_CIE76`` times the mean CIE76 distance) is already under it, that
-    bound is returned instead (the pair is under ``at_least`` either way, and CIEDE2000 costs ten times more)."""
+    ``at_least``: None when the cheap bound (``CIEDE_PER_CIE76`` times the mean CIE76 distance) already shows the pair
+    under it (CIEDE2000 costs ten times more)."""
     from skimage.color import deltaE_ciede2000
 
     lab_before, lab_after = _lab(_small(before)), _lab(_small(after))
     if at_least is not None:
         diff = cv2.subtract(lab_before, lab_after)
-        bound = CIEDE_PER_CIE76 * float(np.mean(np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))))
-        if bound < at_least:
-            return bound
+        if CIEDE_PER_CIE76 * float(np.mean(np.sqrt(np.einsum("ijk,ijk->ij", diff, diff)))) < at_least:
+            return None
     return float(np.mean(deltaE_ciede2000(lab_before, lab_after)))
 
 
@@ -73,6 +72,8 @@ def effect(
     planes = planes or LumaPlanes(before)
     seen = LumaPlanes(after, planes.f)
     drop = max(0.0, 1.0 - ssim_planes(planes, seen))
+    # None both when the drop is enough and when the colour bound already proves the step under the floor (then it is
+    # drawn again or dropped, never written)
     de = None if drop >= floor.min_ssim_drop else delta_e(before, after, at_least=floor.min_delta_e)
     return Visibility(ssim_drop=round(drop, 5), delta_e=None if de is None else round(de, 4)), seen
 
@@ -160,8 +161,11 @@ def _showing(rec: AppliedDegradation, seen: Visibility, floor: VisibilityFloor, 
         by_ssim = severity_seen(shipped_table(), rec.name, s, seen.ssim_drop, MARGIN * floor.min_ssim_drop)
         if by_ssim is not None:
             options.append(by_ssim)
-    if seen.delta_e is not None and seen.delta_e > 0.05:
-        options.append(s * MARGIN * floor.min_delta_e / seen.delta_e)
+    if seen.delta_e is not None and seen.delta_e > 0.05:  # in proportion on the degrader's own scale
+        degrader = registry.get(rec.name)
+        start = float(degrader.visible_from)
+        own = own_severity(degrader, s) * MARGIN * floor.min_delta_e / seen.delta_e
+        options.append((own - start) / (1.0 - start))
     picked = min(options) if options else s + (1.0 - s) * guess
     return round(min(1.0, max(picked, s + 0.05)), 4)
 

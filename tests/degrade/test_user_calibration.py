@@ -65,6 +65,18 @@ def test_a_table_that_is_not_one_or_without_calibrated_is_refused(tmp_path):
         assert res.returncode == 2 and words in res.stderr.replace("\n", " "), res.stderr
 
 
+def test_a_version_1_table_is_refused_with_the_command_that_rebuilds_it(tmp_path):
+    """A table measured before severity scales started where each degrader shows (version 1) would be read on the
+    wrong scale: it is refused, not silently misread."""
+    old = json.loads(json.dumps(shipped_table()))
+    old["version"] = 1
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "r.yaml").write_text("calibrated: true\ncalibration: old.json\n")
+    res = cli("synth", "--out", tmp_path / "o", "--limit", 1, "--recipe", tmp_path / "r.yaml")
+    err = res.stderr.replace("\n", " ")
+    assert res.returncode == 2 and "version 1" in err and "robustgen calibrate" in err and "Traceback" not in err, err
+
+
 def test_under_calibration_type_states_the_perceptual_severity_and_replay_uses_the_degraders_own(tmp_path):
     """Decided: TYPE (what r_deg rewards) states the severity drawn before calibration, the one that means the
     same visible strength for every type; the record keeps the degrader's own severity, which replay applies."""
