@@ -205,7 +205,9 @@ class Recipe(RecipeSchema):
 
             table = self.calibration_table()
             own = [calibrated_severity(table, d.name, s) for d, s in zip(chosen, severities, strict=True)]
-            return [  # the degrader applied at its own severity; what is drawn (perceptual) is what TYPE states
+            # the record's severity is the degrader's (on its lifted scale, as the table measured it): replay and
+            # the floor use it; the drawn (perceptual) severity is what TYPE states
+            return [
                 plan_one(d, o, rng).model_copy(update={"shown_severity": s})
                 for d, o, s in zip(chosen, own, severities, strict=True)
             ]

@@ -85,12 +85,14 @@ def visible(v: Visibility, floor: VisibilityFloor) -> bool:
 @dataclass
 class Realized:
     """A plan as applied under the floor: the image, the records written (each with its measured effect), the
-    names of planned degradations dropped as invisible, and how many steps were drawn again."""
+    names of planned degradations dropped as invisible, how many steps were drawn again, and the luma planes of the
+    source image when they were measured (another plan on the same image reuses them)."""
 
     image: np.ndarray
     records: list[AppliedDegradation]
     dropped: list[str]
     redrawn: int
+    source_planes: LumaPlanes | None = None
 
 
 #: a calibrated step within this much of its target drop is taken as it is; renders spent aiming one step, at most
@@ -178,15 +180,18 @@ def realize(
     sample_id: str,
     stream: str = "visible",
     table: dict | None = None,
+    planes: LumaPlanes | None = None,
 ) -> Realized:
     """Apply ``records`` in order, each held to ``floor`` on the image it is applied to (see the module). With a
     calibration ``table``, a calibrated step of a non-geometric degrader is first aimed at its target drop on that
-    image (``aim``)."""
+    image (``aim``). ``planes``: ``image``'s luma planes, when an earlier plan on it measured them."""
     out = image
     kept: list[AppliedDegradation] = []
     dropped: list[str] = []
     redrawn = 0
-    planes = LumaPlanes(image) if (floor.enabled or table is not None) and records else None
+    if planes is None and (floor.enabled or table is not None) and records:
+        planes = LumaPlanes(image)
+    source_planes = planes
     for k, rec in enumerate(records):
         calibrate = (
             table is not None and rec.shown_severity is not None and not registry.get(rec.name).geometric
@@ -233,4 +238,4 @@ def realize(
             continue
         kept.append(rec.model_copy(update={"visibility": seen}))
         out, planes = after, after_planes
-    return Realized(out, kept, dropped, redrawn)
+    return Realized(out, kept, dropped, redrawn, source_planes)

@@ -85,7 +85,9 @@ def degrade_row(
             asked = perception_task(row, real.records, seed)
             if asked.kind == "compare":  # two versions of the picture: each held to the floor too
                 held = [
-                    realize(clean, v, recipe.visibility, seed, row.id, stream=f"visible-v{i}", table=table)
+                    realize(
+                        clean, v, recipe.visibility, seed, row.id, f"visible-v{i}", table, real.source_planes
+                    )  # the clean image measured once
                     for i, v in enumerate(asked.versions)
                 ]
                 pair = [_quality(clean, h.image, True) for h in held]

@@ -111,6 +111,9 @@ def test_a_step_under_the_floor_is_drawn_again_stronger_and_deterministically():
     assert a.records == b.records and a.redrawn >= 1 and not a.dropped
     assert a.records[0].severity > weak[0].severity
     assert np.array_equal(replay(img, a.records), a.image)
+    # a second plan on the same image (a compare question's other version) reuses the first's measure of it
+    c = realize(img, weak, FLOOR, seed=1, sample_id="s", planes=a.source_planes)
+    assert c.records == a.records and np.array_equal(c.image, a.image)
 
 
 def test_a_step_invisible_even_at_full_strength_is_dropped_and_said():
