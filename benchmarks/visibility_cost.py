@@ -24,13 +24,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline import PHOTOS  # noqa: E402  (benchmarks/pipeline.py's rows: the same six photos)
+
 import robustgen as rg  # noqa: E402
 import robustgen.degrade.visibility as vis  # noqa: E402
 from robustgen.degrade.quality import wang_factor  # noqa: E402
 from robustgen.images import load_image  # noqa: E402
 from robustgen.schemas.recipe import VisibilityFloor  # noqa: E402
-
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 
 
 def primitive_ms(side: int) -> dict[str, float]:

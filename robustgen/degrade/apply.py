@@ -63,6 +63,13 @@ def own_severity(degrader: Degrader, severity: float) -> float:
     return severity if start <= 0.0 else round(start + (1.0 - start) * severity, 6)
 
 
+def stated_severity(degrader: Degrader, own: float) -> float:
+    """The inverse of ``own_severity``: the stated severity whose own one is ``own`` (below 0 when ``own`` lies under
+    ``visible_from``)."""
+    start = float(degrader.visible_from)
+    return (own - start) / (1.0 - start)
+
+
 def checked_params(record: AppliedDegradation) -> tuple[Degrader, Any]:
     """The record's degrader and its parameters, each inside its schema's bounds (a record is data: checked before
     any pixel work, and by ``validate``); ``RobustgenError`` naming the degrader or the parameter otherwise."""
@@ -99,9 +106,10 @@ def degrade_image(
     return render(to_rgb_uint8(image), record), record
 
 
-def single_record(name: str, severity: float = 0.5, seed: int = 0) -> AppliedDegradation:
-    """The record ``degrade_image`` applies for (name, severity, seed), drawn without touching a pixel."""
-    return plan_one(registry.get(name), severity, generator(seed, f"degrader:{name}"))
+def single_record(name: str, severity: float = 0.5, seed: int = 0, own_scale: bool = False) -> AppliedDegradation:
+    """The record ``degrade_image`` applies for (name, severity, seed), drawn without touching a pixel (``own_scale``:
+    at the degrader's own severity, not lifted past ``visible_from``, as ``plan_one``)."""
+    return plan_one(registry.get(name), severity, generator(seed, f"degrader:{name}"), own_scale=own_scale)
 
 
 def replay(image: np.ndarray, records: Iterable[AppliedDegradation | dict]) -> np.ndarray:

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from robustgen.degrade import registry
-from robustgen.degrade.apply import degrade_image
+from robustgen.degrade.apply import degrade_image, render, single_record
 from robustgen.degrade.quality import ssim
 
 GRID: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -74,25 +74,15 @@ def measure(
             gm.append(round(float(np.mean(b)), 5))
         entry = {"geometric": d.geometric, "ssim_drop": ssim_drop, "gmsd": gm}
         if d.visible_from > 0:  # its scale starts later: the drops on its own scale too, for the target
-            entry["own_ssim_drop"] = [
-                round(
-                    float(np.mean([1.0 - ssim(img, _own(img, d, s, seed)) for img in images for seed in range(seeds)])),
-                    5,
-                )
+            own = [
+                [1.0 - ssim(img, render(img, single_record(d.name, s, seed, own_scale=True))) for img in images
+                 for seed in range(seeds)]
                 for s in grid
-            ]
+            ]  # fmt: skip
+            entry["own_ssim_drop"] = [round(float(np.mean(drops)), 5) for drops in own]
         table["degraders"][d.name] = entry
     table["target"] = _target(table)
     return table
-
-
-def _own(img: np.ndarray, d: Any, severity: float, seed: int) -> np.ndarray:
-    """``img`` degraded by ``d`` at its own ``severity`` (not lifted by ``visible_from``), drawn as in
-    ``degrade_image``."""
-    from robustgen.degrade.apply import plan_one, render
-    from robustgen.degrade.seeding import generator
-
-    return render(img, plan_one(d, severity, generator(seed, f"degrader:{d.name}"), own_scale=True))
 
 
 def _target(table: dict[str, Any]) -> list[float]:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from robustgen.degrade import registry
-from robustgen.degrade.apply import own_severity, plan_one, render
+from robustgen.degrade.apply import own_severity, plan_one, render, stated_severity
 from robustgen.degrade.quality import LumaPlanes, ssim_planes
 from robustgen.degrade.seeding import generator
 from robustgen.schemas import AppliedDegradation
@@ -165,9 +165,7 @@ def _showing(rec: AppliedDegradation, seen: Visibility, floor: VisibilityFloor, 
             options.append(by_ssim)
     if seen.delta_e is not None and seen.delta_e > 0.05:  # in proportion on the degrader's own scale
         degrader = registry.get(rec.name)
-        start = float(degrader.visible_from)
-        own = own_severity(degrader, s) * MARGIN * floor.min_delta_e / seen.delta_e
-        options.append((own - start) / (1.0 - start))
+        options.append(stated_severity(degrader, own_severity(degrader, s) * MARGIN * floor.min_delta_e / seen.delta_e))
     picked = min(options) if options else s + (1.0 - s) * guess
     return round(min(1.0, max(picked, s + 0.05)), 4)
 
